@@ -1,0 +1,26 @@
+"""Shared fixtures. ``../shared`` (or $LESRCNN_SHARED_DIR) holds the authors' weights, Set5 and the
+reference outputs; tests that need it skip with a reason when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get('LESRCNN_SHARED_DIR', REPO.parent / 'shared'))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under the shared material, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f'{path} not found: the authors\' weights, Set5 and reference outputs live in ../shared '
+                    '(set LESRCNN_SHARED_DIR to point elsewhere)')
+    return path
+
+
+@pytest.fixture
+def official_weights():
+    """``official_weights(k)`` -> path of the authors' x``k`` state dict."""
+    return lambda scale: shared_path('weights', 'lesrcnn_official', f'lesrcnn_x{scale}.pth')
