@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .archs import ARCHS, LESRCNN, MultiScaleLESRCNN, build_arch
+from .archs import build_arch
 
 FORMATS = ('official', 'basicsr', 'mmagic', 'plain')
 
@@ -128,7 +128,11 @@ def _strip(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def to_plugin_state(checkpoint: Mapping, scale: int | None = None) -> dict[str, torch.Tensor]:
-    """Any supported checkpoint (already loaded) to this package's plain state dict."""
+    """Any supported checkpoint (already loaded) to this package's plain state dict.
+
+    ``scale`` names the upsampler of a single-scale official checkpoint; it is read from the weights
+    when omitted.
+    """
     fmt = detect_format(checkpoint)
     if fmt == 'basicsr':
         state = checkpoint['params_ema'] if 'params_ema' in checkpoint else checkpoint['params']
@@ -139,33 +143,56 @@ def to_plugin_state(checkpoint: Mapping, scale: int | None = None) -> dict[str, 
             raise CheckpointError('the MMagic checkpoint has no "generator." keys')
         return state
     if fmt == 'official':
-        return official_to_plugin(checkpoint, scale)
+        return official_to_plugin(checkpoint, official_scale(checkpoint) if scale is None else scale)
     return dict(checkpoint)
 
 
-def infer_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, dict]:
-    """Guess the network name and constructor arguments from a plain state dict."""
-    scales = sorted({int(k.split('.')[2][1:]) for k in state if k.startswith('reconstruction.upsamplers.')})
+def upsampler_scales(state: Mapping[str, torch.Tensor]) -> list[int]:
+    """Scales for which a plain state dict holds upsampler weights."""
+    return sorted({int(k.split('.')[2][1:]) for k in state if k.startswith('reconstruction.upsamplers.')})
+
+
+def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) -> tuple[str, dict]:
+    """Guess the network name and constructor arguments from a plain state dict.
+
+    ``variant`` overrides the guess; it is required for the ablations ``ieeb_rb``, ``ieeb`` and
+    ``hn``, which hold the same weights and differ only in their forward pass.
+    """
+    scales = upsampler_scales(state)
     if not scales:
         raise CheckpointError('no upsampler weights found: cannot tell the scale')
-    stages = {k for k in state if k.startswith('information_extraction.stages.')}
-    fuse_shape = state.get('information_extraction.stages.0.fuse.weight')
-    refinement = any(k.startswith('refinement.convs.') for k in state)
-    if any('branch5x5' in k for k in stages):
+    if any('branch5x5' in k for k in state):
         return 'DualKernelLESRCNN', {'upscale': scales[0]}
-    if fuse_shape is not None and fuse_shape.shape[-1] == 3:
-        variant = 'sn'
-    elif refinement:
-        variant = 'full'
-    else:
-        # ieeb_rb, ieeb and hn hold the same weights; only the forward differs.
-        raise CheckpointError('an ablation checkpoint without an IRB: pass the variant explicitly')
+    if variant is None:
+        fuse_shape = state.get('information_extraction.stages.0.fuse.weight')
+        if fuse_shape is not None and fuse_shape.shape[-1] == 3:
+            variant = 'sn'
+        elif any(k.startswith('refinement.convs.') for k in state):
+            variant = 'full'
+        else:
+            raise CheckpointError('an ablation checkpoint without an IRB (ieeb_rb, ieeb or hn): pass the variant')
     if len(scales) > 1:
         return 'MultiScaleLESRCNN', {'scales': scales, 'default_scale': scales[0], 'variant': variant}
     return 'LESRCNN', {'upscale': scales[0], 'variant': variant}
 
 
-def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = 'checkpoint') -> None:
+def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None, variant: str | None = None,
+                     **arch_kwargs) -> nn.Module:
+    """Build the network a plain state dict describes and load it strictly.
+
+    ``arch``, ``variant`` and ``arch_kwargs`` override what ``infer_arch`` reads from the weights.
+    """
+    name, kwargs = infer_arch(state, variant)
+    if arch is not None and arch != name:
+        kwargs = {'variant': variant} if variant is not None else {}
+        name = arch
+    kwargs.update(arch_kwargs)
+    model = build_arch(name, **kwargs)
+    load_strict(model, state)
+    return model
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """``load_state_dict(strict=True)`` with an error naming each missing, extra or mis-shaped key."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -175,7 +202,7 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str
     problems = ([f'missing key {k!r}' for k in missing] + [f'unexpected key {k!r}' for k in extra]
                 + [f'mis-shaped key {s}' for s in shapes])
     if problems:
-        raise CheckpointError(f'{source} does not fit {type(model).__name__}: ' + '; '.join(problems))
+        raise CheckpointError(f'weights do not fit {type(model).__name__}: ' + '; '.join(problems))
     model.load_state_dict(state, strict=True)
 
 
@@ -190,27 +217,18 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping:
         raise CheckpointError(f'{path}: cannot read checkpoint ({exc})') from exc
 
 
-def load_model(path: str | os.PathLike, arch: str | None = None, scale: int | None = None,
+def load_model(path: str | os.PathLike, arch: str | None = None, variant: str | None = None,
                **arch_kwargs) -> nn.Module:
-    """Build the network a checkpoint file holds (any format) and load its weights strictly.
+    """Build the network a checkpoint file holds (any format), load its weights strictly, set eval mode.
 
-    ``arch`` and ``arch_kwargs`` override what ``infer_arch`` guesses; ``scale`` is needed only for
-    single-scale official checkpoints whose scale cannot be read from the upsampler shape.
+    ``arch``, ``variant`` and ``arch_kwargs`` (e.g. ``upscale=3``) override what the weights tell.
     """
     checkpoint = read_checkpoint(path)
     try:
-        if detect_format(checkpoint) == 'official' and scale is None:
-            scale = official_scale(checkpoint)
-        state = to_plugin_state(checkpoint, scale)
-        name, kwargs = infer_arch(state) if arch is None or not arch_kwargs else (arch, {})
-        if arch is not None:
-            name = arch
-        kwargs.update(arch_kwargs)
-        model = build_arch(name, **kwargs)
-        load_strict(model, state, source=str(path))
+        state = to_plugin_state(checkpoint)
+        return model_from_state(state, arch, variant, **arch_kwargs).eval()
     except (CheckpointError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
-    return model.eval()
 
 
 def official_scale(state: Mapping[str, torch.Tensor]) -> int | None:
@@ -250,6 +268,6 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
         raise
 
 
-__all__ = ['ARCHS', 'CheckpointError', 'FORMATS', 'LESRCNN', 'MultiScaleLESRCNN', 'detect_format', 'infer_arch',
-           'load_model', 'load_strict', 'official_scale', 'official_to_plugin', 'plugin_to_official',
+__all__ = ['CheckpointError', 'FORMATS', 'detect_format', 'infer_arch', 'load_model', 'load_strict',
+           'model_from_state', 'upsampler_scales', 'official_scale', 'official_to_plugin', 'plugin_to_official',
            'read_checkpoint', 'save_checkpoint', 'to_plugin_state']

@@ -14,19 +14,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..archs import ARCHS, build_arch
-from ..checkpoint import (FORMATS, CheckpointError, detect_format, infer_arch, load_strict, official_scale,
-                          read_checkpoint, save_checkpoint, to_plugin_state)
+from ..archs import ARCHS
+from ..checkpoint import (FORMATS, CheckpointError, detect_format, model_from_state, read_checkpoint,
+                          save_checkpoint, to_plugin_state)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help='checkpoint to read (authors\', BasicSR, MMagic or plain state dict)')
     parser.add_argument('output', help='file to write')
-    parser.add_argument('--to', required=True, choices=('official', 'basicsr', 'mmagic', 'plain'),
+    parser.add_argument('--to', required=True, choices=FORMATS,
                         help='format to write')
     parser.add_argument('--scale', type=int, choices=(2, 3, 4, 8),
-                        help='scale of a single-scale network (read from the weights when omitted)')
+                        help='scale of a single-scale official checkpoint (read from the weights when omitted)')
     parser.add_argument('--arch', choices=sorted(ARCHS), help='network name (inferred from the weights when omitted)')
     parser.add_argument('--variant', help='ablation variant of LESRCNN (sn, hn, ieeb, ieeb_rb, full)')
     return parser.parse_args(argv)
@@ -38,24 +38,14 @@ def convert(input_path: str, output_path: str, to: str, scale: int | None = None
     checkpoint = read_checkpoint(input_path)
     try:
         source_format = detect_format(checkpoint)
-        if source_format == 'official' and scale is None:
-            scale = official_scale(checkpoint)
         state = to_plugin_state(checkpoint, scale)
-        if arch is None and variant is None:
-            name, kwargs = infer_arch(state)
-        else:
-            name = arch or 'LESRCNN'
-            scales = sorted({int(k.split('.')[2][1:]) for k in state if k.startswith('reconstruction.upsamplers.')})
-            kwargs = {'scales': scales} if name == 'MultiScaleLESRCNN' else {'upscale': scale or scales[0]}
-            if variant is not None:
-                kwargs['variant'] = variant
-        model = build_arch(name, **kwargs)
-        load_strict(model, state, source=input_path)
+        model = model_from_state(state, arch, variant)
     except (CheckpointError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f'{input_path}: {exc}') from exc
-    meta = {'arch': name, 'arch_kwargs': kwargs, 'converted_from': source_format}
+    name = type(model).__name__
+    meta = {'arch': name, 'converted_from': source_format}
     save_checkpoint(model.state_dict(), output_path, to, meta=meta)
-    return f'{input_path} ({source_format}, {name} {kwargs}) -> {output_path} ({to})'
+    return f'{input_path} ({source_format}, {name}) -> {output_path} ({to})'
 
 
 def main(argv=None) -> int:
