@@ -1,0 +1,201 @@
+"""LMDB image databases in BasicSR's layout, readable by BasicSR and MMagic alike.
+
+Layout of ``<name>.lmdb/`` (BasicSR's ``scripts/data_preparation/create_lmdb.py``)::
+
+    data.mdb        key = image name without extension (ASCII), value = PNG bytes
+    lock.mdb
+    meta_info.txt   one line per image, in insertion order: "<key>.png (<h>,<w>,<c>) <compress_level>"
+
+BasicSR's ``FileClient('lmdb')`` and MMagic's ``LoadImageFromFile(backend_args=dict(backend='lmdb'))``
+both look an image up by that key. The database is written in a temporary folder next to the
+target and renamed into place at the end, so an interrupted write never leaves a database that
+looks complete. The same records in the same order give a byte-identical ``data.mdb`` and
+``meta_info.txt`` (``lock.mdb`` only holds reader slots).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import lmdb
+import numpy as np
+
+from .image_io import DataError, decode_image, encode_png, png_shape
+
+META_INFO = 'meta_info.txt'
+# Initial address-space reservation; doubled whenever a batch does not fit. The file itself only
+# grows with its contents.
+_INITIAL_MAP_SIZE = 1 << 26
+# Commit after this many records or bytes, whichever comes first.
+_BATCH_RECORDS = 1000
+_BATCH_BYTES = 1 << 28
+
+
+def _check_key(key: str) -> bytes:
+    """The key as ASCII bytes; keys go into meta_info.txt, so no whitespace and no extension."""
+    if not key or any(c.isspace() for c in key) or not key.isascii():
+        raise DataError(f'invalid LMDB key {key!r}: keys must be non-empty ASCII without whitespace')
+    return key.encode('ascii')
+
+
+def _commit_batch(env: lmdb.Environment, batch: list[tuple[bytes, bytes]]) -> None:
+    """Write one batch in one transaction, enlarging the map until it fits."""
+    while True:
+        try:
+            with env.begin(write=True) as txn:
+                for key, value in batch:
+                    if not txn.put(key, value, overwrite=False):
+                        raise DataError(f'duplicate key {key.decode()!r}: every image needs a unique name')
+            return
+        except lmdb.MapFullError:
+            env.set_mapsize(env.info()['map_size'] * 2)
+
+
+def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, bytes]],
+                       compress_level: int = 1, overwrite: bool = False) -> int:
+    """Write already PNG-encoded images to a BasicSR-layout LMDB, atomically.
+
+    Args:
+        db_path: the database folder to create, conventionally ending in ``.lmdb``.
+        records: ``(key, png_bytes)`` pairs in the order to store them (give them sorted for a
+            database that does not depend on the order images were produced in).
+        compress_level: PNG compression level written to ``meta_info.txt``.
+        overwrite: replace an existing database; otherwise an existing one is an error.
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        DataError: a key is invalid or repeated, a value is not a PNG, or the database exists.
+    """
+    db_path = Path(db_path)
+    if db_path.exists() and not overwrite:
+        raise DataError(f'{db_path} already exists (use overwrite to replace it)')
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f'.{db_path.name}.', suffix='.tmp', dir=db_path.parent))
+    count = 0
+    try:
+        env = lmdb.open(str(tmp_dir), map_size=_INITIAL_MAP_SIZE, meminit=True)
+        try:
+            with open(tmp_dir / META_INFO, 'w', encoding='ascii', newline='\n') as meta:
+                batch: list[tuple[bytes, bytes]] = []
+                batch_bytes = 0
+                for key, value in records:
+                    try:
+                        height, width, channels = png_shape(value)
+                    except DataError as exc:
+                        raise DataError(f'image {key!r}: {exc}') from exc
+                    batch.append((_check_key(key), value))
+                    batch_bytes += len(value)
+                    meta.write(f'{key}.png ({height},{width},{channels}) {compress_level}\n')
+                    count += 1
+                    if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
+                        _commit_batch(env, batch)
+                        batch, batch_bytes = [], 0
+                if batch:
+                    _commit_batch(env, batch)
+        finally:
+            env.close()
+        _replace_dir(tmp_dir, db_path)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return count
+
+
+def write_lmdb(db_path: str | os.PathLike, images: Iterable[tuple[str, np.ndarray]], compress_level: int = 1,
+               overwrite: bool = False) -> int:
+    """Write images to a BasicSR-layout LMDB, atomically and deterministically.
+
+    Args:
+        db_path: the database folder to create, conventionally ending in ``.lmdb``.
+        images: ``(key, image)`` pairs; ``key`` is the name without extension (e.g. ``0001_s001``),
+            ``image`` an ``HxWx3`` BGR (as ``cv2.imread`` gives) or ``HxW`` grayscale ``uint8`` array.
+        compress_level: PNG compression level (BasicSR uses 1).
+        overwrite: replace an existing database; otherwise an existing one is an error.
+
+    Returns:
+        The number of images written.
+    """
+    def encoded() -> Iterator[tuple[str, bytes]]:
+        for key, image in images:
+            if image.dtype != np.uint8 or image.ndim not in (2, 3):
+                raise DataError(f'image {key!r}: expected an HxW or HxWxC uint8 array, '
+                                f'got shape {image.shape} and dtype {image.dtype}')
+            yield key, encode_png(image, compress_level)
+
+    return write_lmdb_records(db_path, encoded(), compress_level, overwrite)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move folder ``new`` to ``target``, replacing an existing ``target`` only once ``new`` is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', suffix='.old', dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_meta_info(db_path: str | os.PathLike) -> list[tuple[str, tuple[int, int, int]]]:
+    """``[(key, (h, w, c)), ...]`` from a database's ``meta_info.txt``, in file order.
+
+    Raises:
+        DataError: the file is missing or a line is malformed.
+    """
+    meta_path = Path(db_path) / META_INFO
+    if not meta_path.is_file():
+        raise DataError(f'{meta_path}: missing; {db_path} is not a BasicSR-layout LMDB')
+    entries = []
+    for number, line in enumerate(meta_path.read_text(encoding='ascii').splitlines(), start=1):
+        try:
+            name, shape, _level = line.split(' ')
+            key = name.rsplit('.', 1)[0]
+            height, width, channels = (int(v) for v in shape.strip('()').split(','))
+        except ValueError as exc:
+            raise DataError(f'{meta_path}:{number}: malformed line {line!r}') from exc
+        entries.append((key, (height, width, channels)))
+    return entries
+
+
+def verify_lmdb(db_path: str | os.PathLike, progress: bool = False) -> dict[str, tuple[int, int, int]]:
+    """Check that every key in ``meta_info.txt`` is in the database and decodes to the stated shape.
+
+    Args:
+        db_path: the database folder.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``{key: (h, w, c)}`` for every image.
+
+    Raises:
+        DataError: naming the database and the first key that is missing, undecodable, of the wrong
+            shape, or present in the database but not in ``meta_info.txt``.
+    """
+    from tqdm import tqdm
+
+    entries = read_meta_info(db_path)
+    shapes: dict[str, tuple[int, int, int]] = {}
+    env = lmdb.open(str(db_path), readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin(write=False) as txn:
+            if txn.stat()['entries'] != len(entries):
+                raise DataError(f'{db_path}: {txn.stat()["entries"]} records but {len(entries)} lines '
+                                f'in {META_INFO}')
+            for key, shape in tqdm(entries, desc=f'verify {Path(db_path).name}', disable=not progress,
+                                   unit='img'):
+                value = txn.get(key.encode('ascii'))
+                if value is None:
+                    raise DataError(f'{db_path}: key {key!r} is listed in {META_INFO} but not stored')
+                image = decode_image(value, f'{db_path}[{key}]')
+                actual = image.shape if image.ndim == 3 else image.shape + (1,)
+                if tuple(actual) != shape:
+                    raise DataError(f'{db_path}[{key}]: decodes to {tuple(actual)}, {META_INFO} says {shape}')
+                shapes[key] = shape
+    finally:
+        env.close()
+    return shapes
