@@ -1,0 +1,69 @@
+"""BasicSR integration: importing this package registers the LESRCNN family into BasicSR.
+
+After ``import lesrcnn_plugin.basicsr``:
+
+* ``ARCH_REGISTRY`` holds every network of ``lesrcnn_plugin.archs.ARCHS`` under its class name
+  (``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN``), so ``network_g: {type: LESRCNN, upscale: 2}``
+  builds the authors' network, with BasicSR's own ``model_type: SRModel`` as well;
+* ``MODEL_REGISTRY`` holds ``LESRCNNModel`` (SRModel plus gradient clipping, mixed precision and
+  multi-scale training, see ``lesrcnn_model``);
+* ``DATASET_REGISTRY`` holds ``MultiScalePairedImageDataset`` (one HR/LR patch pair per scale, for
+  LESRCNN-S).
+
+BasicSR's registries assert on a duplicate name, so registration skips a name that already holds
+the same class: importing this package again (or reloading it) is harmless. A *different* class
+already registered under one of these names raises ``RegistrationError`` naming both.
+"""
+from __future__ import annotations
+
+from lesrcnn_plugin.compat import install_torchvision_alias
+
+install_torchvision_alias()  # basicsr 1.4.2 imports a module torchvision >= 0.17 no longer has
+
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY, Registry  # noqa: E402
+
+from lesrcnn_plugin.archs import ARCHS  # noqa: E402
+
+from .lesrcnn_model import LESRCNNModel  # noqa: E402
+from .multiscale_paired_dataset import MultiScalePairedImageDataset  # noqa: E402
+
+
+class RegistrationError(RuntimeError):
+    """A BasicSR registry already holds a different object under a name this package needs."""
+
+
+def _same_definition(a: object, b: object) -> bool:
+    # A re-imported module defines new class objects with the same module and qualified name.
+    return a is b or (getattr(a, '__module__', None), getattr(a, '__qualname__', None)) == (
+        getattr(b, '__module__', None), getattr(b, '__qualname__', None))
+
+
+def register(registry: Registry, obj: type) -> None:
+    """Register ``obj`` under its class name unless that name already holds the same class.
+
+    Raises:
+        RegistrationError: the name is taken by a different object.
+    """
+    name = obj.__name__
+    if name in registry:
+        existing = registry.get(name)
+        if _same_definition(existing, obj):
+            return
+        raise RegistrationError(
+            f"BasicSR's {registry._name} registry already holds {existing.__module__}.{existing.__qualname__} "
+            f'under the name {name!r}; lesrcnn_plugin cannot register {obj.__module__}.{obj.__qualname__} there. '
+            'Rename or unregister the other one.')
+    registry.register(obj)
+
+
+def register_all() -> None:
+    """Register the LESRCNN networks, model and dataset into BasicSR's registries. Idempotent."""
+    for arch in ARCHS.values():
+        register(ARCH_REGISTRY, arch)
+    register(MODEL_REGISTRY, LESRCNNModel)
+    register(DATASET_REGISTRY, MultiScalePairedImageDataset)
+
+
+register_all()
+
+__all__ = ['LESRCNNModel', 'MultiScalePairedImageDataset', 'RegistrationError', 'register', 'register_all']

@@ -1,0 +1,218 @@
+"""``LESRCNNModel``: BasicSR's SRModel plus what the LESRCNN recipe needs and SRModel lacks.
+
+* Gradient-norm clipping (``train: grad_clip_norm: 10``, the authors' ``clip``); the norm before
+  clipping is logged as ``grad_norm``.
+* Mixed precision (``train: amp: bf16 | fp16 | false``): the forward pass and the loss run under
+  autocast; fp16 adds a gradient scaler, whose state is saved with the training state.
+* Multi-scale training for LESRCNN-S: given a batch of ``MultiScalePairedImageDataset`` (pairs
+  ``lq_x{k}``/``gt_x{k}`` for every scale), each iteration trains on the pair of one scale for the
+  whole batch. The scale is drawn from ``manual_seed`` and the iteration number, so every rank of a
+  distributed run draws the same one and a resumed run continues the same sequence. The drawn
+  scale is logged as ``scale``.
+* Per-scale validation: a validation (or test) dataset with its own ``scale`` option is run at
+  that scale when the network takes one (``forward(x, scale)``, as ``MultiScaleLESRCNN``); name
+  such datasets after their scale (``Set5_x3``) so that the metrics say which scale they belong to.
+  A metric's ``crop_border: scale`` crops each set by its own scale.
+
+Everything else (losses, EMA, checkpoints, metrics) is SRModel's.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import random
+from collections import OrderedDict
+
+import torch
+
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def amp_dtype(setting) -> torch.dtype | None:
+    """The autocast dtype of the ``train: amp`` option (``None``/``false`` means full precision)."""
+    if setting in (None, False, 'false', 'none', 'fp32'):
+        return None
+    if setting not in AMP_DTYPES:
+        raise ValueError(f'train: amp must be one of bf16, fp16 or false, got {setting!r}')
+    return AMP_DTYPES[setting]
+
+
+def draw_scale(scales: list[int], seed: int, current_iter: int) -> int:
+    """The training scale of iteration ``current_iter``: random, yet the same on every rank and on resume."""
+    return random.Random(seed * 1_000_003 + current_iter).choice(sorted(scales))
+
+
+def batch_scales(data: dict) -> list[int]:
+    """Scales for which a multi-scale batch holds an LR/HR pair (keys ``lq_x{k}``)."""
+    return sorted(int(key[len('lq_x'):]) for key in data if key.startswith('lq_x'))
+
+
+def resolve_crop_border(metrics: dict, scale: int | None, dataset_name: str) -> dict:
+    """Metric options with ``crop_border: scale`` replaced by the validation set's scale.
+
+    One ``val: metrics`` section serves every validation set; with sets of several scales (LESRCNN-S)
+    ``crop_border: scale`` crops each by its own scale, as the papers do.
+    """
+    resolved = {}
+    for name, metric_opt in metrics.items():
+        metric_opt = dict(metric_opt)
+        if metric_opt.get('crop_border') == 'scale':
+            if scale is None:
+                raise ValueError(f'metric {name} has crop_border: scale, but validation set {dataset_name} '
+                                 'has no "scale" option')
+            metric_opt['crop_border'] = int(scale)
+        resolved[name] = metric_opt
+    return resolved
+
+
+class LESRCNNModel(SRModel):
+    """SRModel with gradient clipping, mixed precision and multi-scale (LESRCNN-S) training.
+
+    Options read in addition to SRModel's:
+        train.grad_clip_norm (float): Clip the global gradient norm to this value; 0/absent: no clipping.
+        train.amp (str | bool): ``bf16``, ``fp16`` or ``false`` (default).
+        manual_seed (int): Also seeds the per-iteration choice of scale in multi-scale training.
+        datasets.<val or test>.scale (int): Scale at which a multi-scale network is validated on it.
+        val.metrics.<metric>.crop_border: may be ``scale``: crop each validation set by its own scale.
+    """
+
+    def __init__(self, opt):
+        self._val_scale = None
+        self._multiscale_batch = None
+        super().__init__(opt)
+        self.takes_scale = 'scale' in inspect.signature(self.get_bare_model(self.net_g).forward).parameters
+
+    # ------------------------------------------------------------------ training
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.grad_clip_norm = float(train_opt.get('grad_clip_norm') or 0)
+        self.amp_dtype = amp_dtype(train_opt.get('amp'))
+        # Only fp16 needs loss scaling; bf16 has float32's exponent range.
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        if self.amp_dtype is not None:
+            get_root_logger().info(f'Mixed precision training with {train_opt["amp"]} autocast.')
+        super().init_training_settings()
+
+    def feed_data(self, data):
+        if 'lq' in data:
+            self._multiscale_batch = None
+            super().feed_data(data)
+        else:  # a multi-scale batch: the scale is drawn in optimize_parameters, which knows the iteration
+            if not batch_scales(data):
+                raise KeyError(f'a batch needs "lq" or "lq_x{{k}}" entries, got {sorted(data)}')
+            self._multiscale_batch = data
+
+    def _select_scale(self, current_iter: int) -> int | None:
+        """Move the pair of this iteration's scale to the device; ``None`` for a single-scale batch."""
+        if self._multiscale_batch is None:
+            return None
+        scale = draw_scale(batch_scales(self._multiscale_batch), self.opt['manual_seed'], current_iter)
+        self.lq = self._multiscale_batch[f'lq_x{scale}'].to(self.device)
+        self.gt = self._multiscale_batch[f'gt_x{scale}'].to(self.device)
+        return scale
+
+    def _run_network(self, net, lq: torch.Tensor, scale: int | None) -> torch.Tensor:
+        if scale is not None and self.takes_scale:
+            return net(lq, scale=scale)
+        return net(lq)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _losses(self) -> tuple[torch.Tensor, OrderedDict]:
+        """SRModel's pixel and perceptual losses of ``self.output`` against ``self.gt``."""
+        l_total = 0
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            l_pix = self.cri_pix(self.output, self.gt)
+            l_total += l_pix
+            loss_dict['l_pix'] = l_pix
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                l_total += l_percep
+                loss_dict['l_percep'] = l_percep
+            if l_style is not None:
+                l_total += l_style
+                loss_dict['l_style'] = l_style
+        return l_total, loss_dict
+
+    def optimize_parameters(self, current_iter):
+        scale = self._select_scale(current_iter)
+        self.optimizer_g.zero_grad()
+        with self._autocast():
+            self.output = self._run_network(self.net_g, self.lq, scale)
+            l_total, loss_dict = self._losses()
+
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(l_total).backward()
+            self.grad_scaler.unscale_(self.optimizer_g)  # clip the true gradients, not the scaled ones
+        else:
+            l_total.backward()
+        grad_norm = None
+        if self.grad_clip_norm > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer_g)  # skipped when the gradients overflowed
+            self.grad_scaler.update()
+        else:
+            self.optimizer_g.step()
+
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if grad_norm is not None:
+            self.log_dict['grad_norm'] = float(grad_norm)
+        if scale is not None:
+            self.log_dict['scale'] = scale
+
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    # ---------------------------------------------------------------- validation
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self._val_scale = dataloader.dataset.opt.get('scale')
+        val_opt = self.opt['val']
+        metrics = val_opt.get('metrics')
+        if metrics is not None:
+            val_opt['metrics'] = resolve_crop_border(metrics, self._val_scale, dataloader.dataset.opt['name'])
+        try:
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self._val_scale = None
+            if metrics is not None:
+                val_opt['metrics'] = metrics
+
+    def test(self):
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self._run_network(net, self.lq, self._val_scale)
+        net.train(was_training)
+
+    # ------------------------------------------------------------ training state
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """SRModel's training state (optimizers, schedulers) plus the fp16 gradient scaler, written atomically."""
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        if self.grad_scaler is not None:
+            state['grad_scaler'] = self.grad_scaler.state_dict()
+        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        tmp_path = f'{path}.tmp'
+        torch.save(state, tmp_path)
+        os.replace(tmp_path, path)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if self.grad_scaler is not None and 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
