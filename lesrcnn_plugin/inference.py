@@ -1,0 +1,377 @@
+"""Run a LESRCNN-family network on images: image I/O, seamless tiling and x8 self-ensemble.
+
+Pixel conventions (``upscale_image``):
+
+* images are read with OpenCV's ``IMREAD_UNCHANGED``: 8- or 16-bit, gray (H, W), gray with alpha
+  (H, W, 2), BGR (H, W, 3) or BGRA (H, W, 4). The output has the input's pixel type and layout, the
+  spatial size multiplied by the scale;
+* colour goes through the network as RGB in [0, 1] (8-bit divided by 255, 16-bit by 65535) and is
+  clamped to [0, 1] and rounded back to the input's pixel type;
+* grayscale is replicated to three channels, super-resolved, then brought back to one channel with
+  the ITU-R BT.601 luma weights (0.299 R + 0.587 G + 0.114 B, OpenCV's ``BGR2GRAY``): a gray image
+  stays gray;
+* alpha is not seen by the network (it was trained on RGB): it is resized bicubically with OpenCV
+  and kept.
+
+Tiling. ``receptive_field_margin`` gives, in LR pixels, how far the network looks around an output
+pixel. Each tile's core (``tile`` x ``tile`` LR pixels) is run with ``tile_overlap`` extra LR pixels of
+context on each side (clipped at the image border, where the zero padding then matches the untiled
+run); only the core's output is kept. With ``tile_overlap >= receptive_field_margin(model)`` every
+kept output pixel sees exactly the input it would see untiled, so tiled and untiled outputs agree up
+to floating-point rounding. The whole image stays on the host; the device only ever holds one tile
+of (tile + 2 * overlap)^2 pixels and its output, so device memory is bounded by the tile size.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from .archs.blocks import DualKernelConv, LESRCNNBody
+from .archs.fast import FastLESRCNN
+from .checkpoint import CheckpointError, model_from_state, read_checkpoint, to_plugin_state, upsampler_scales
+
+#: File extensions picked up when a folder is given (explicitly named files are read whatever their name).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+#: ITU-R BT.601 luma weights for R, G, B: how a super-resolved gray image returns to one channel.
+BT601_LUMA_RGB = (0.299, 0.587, 0.114)
+
+_PIXEL_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class ImageError(ValueError):
+    """An image that cannot be read, written or processed; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------- I/O
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image unchanged (bit depth, channels, alpha), raising ``ImageError`` naming the file."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageError(f'{path}: cannot read file ({exc.strerror or exc})') from exc
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ImageError(f'{path}: not a readable image (empty, corrupt or of an unsupported format)')
+    if image.dtype not in _PIXEL_MAX:
+        raise ImageError(f'{path}: unsupported pixel type {image.dtype} (8- and 16-bit images are supported)')
+    return image
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Encode ``image`` by the extension of ``path`` and write it atomically (temporary name, then rename)."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix or '.png', image)
+    if not ok:
+        raise ImageError(f'{path}: OpenCV cannot encode a {image.dtype} image with {_channels(image)} channel(s) '
+                         f'as {path.suffix}')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _channels(image: np.ndarray) -> int:
+    return 1 if image.ndim == 2 else image.shape[2]
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def load_network(path: str | os.PathLike, arch: str | None = None, scale: int | None = None,
+                 variant: str | None = None) -> LESRCNNBody:
+    """Load a checkpoint in any known format into the network it holds (eval mode, on the CPU).
+
+    Args:
+        path: Checkpoint file (authors', BasicSR, MMagic or plain state dict).
+        arch: Network name (``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN``); inferred from
+            the weights when omitted.
+        scale: For a multi-scale checkpoint, the scale to run by default; for a single-scale one,
+            checked against the weights (an authors' checkpoint's scale is read from its upsampler).
+        variant: LESRCNN ablation (``sn``, ``hn``, ``ieeb``, ``ieeb_rb``, ``full``); needed for the
+            ablations without an IRB, whose weights alone do not tell them apart.
+
+    Raises:
+        CheckpointError: naming the file, when it cannot be read, recognised or loaded strictly, or
+            when it has no upsampler for ``scale``.
+    """
+    checkpoint = read_checkpoint(path)
+    try:
+        state = to_plugin_state(checkpoint, scale)
+        scales = upsampler_scales(state)
+        # An explicit network name gets its size arguments from the weights (infer_arch does it otherwise).
+        if arch == 'MultiScaleLESRCNN':
+            size = {'scales': scales, 'default_scale': scale if scale in scales else scales[0]}
+        else:
+            size = {'upscale': scales[0]} if arch is not None and scales else {}
+        model = model_from_state(state, arch, variant, **size)
+    except (CheckpointError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+    if scale is not None and scale not in model.scales:
+        raise CheckpointError(f'{path}: the network has upsamplers for scales {model.scales}, not x{scale}')
+    if scale is not None and hasattr(model, 'default_scale'):
+        model.default_scale = scale
+    return model.eval()
+
+
+def network_scale(model: nn.Module, scale: int | None = None) -> int:
+    """The scale ``model`` upsamples by: ``scale`` if given, else its ``upscale`` or ``default_scale``."""
+    if scale is not None:
+        return int(scale)
+    for attribute in ('upscale', 'default_scale'):
+        value = getattr(model, attribute, None)
+        if value is not None:
+            return int(value)
+    raise ValueError(f'cannot tell the scale of {type(model).__name__}: pass scale=')
+
+
+def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.device = 'cpu',
+                    dtype: torch.dtype = torch.float32, channels_last: bool = False) -> nn.Module:
+    """The module to run: the exact fast path (``FastLESRCNN``) or the model itself, placed and cast.
+
+    Args:
+        model: A LESRCNN-family network with its weights.
+        fast: Use ``FastLESRCNN`` (same outputs up to rounding, one upsampler pass instead of two).
+        device: Where to run.
+        dtype: Weights and activations type (float32, float16, bfloat16).
+        channels_last: Store weights (and, in ``upscale_image``, inputs) as NHWC.
+    """
+    network = FastLESRCNN(model) if fast else model
+    network = network.to(device=device, dtype=dtype).eval()
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    return network
+
+
+def resolve_device(name: str = 'auto') -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises ``ValueError``."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda was asked for but no CUDA device is available')
+    return device
+
+
+# ------------------------------------------------------------------------------ receptive field
+
+
+def _half_kernel(module: nn.Module) -> int:
+    """Pixels a layer reaches on each side: k // 2 for a conv, the wider branch for a dual-kernel layer."""
+    if isinstance(module, DualKernelConv):
+        return max(_half_kernel(module.branch3x3), _half_kernel(module.branch5x5))
+    if isinstance(module, nn.Conv2d):
+        if module.dilation != (1, 1) or module.stride != (1, 1):
+            raise ValueError('receptive_field_margin assumes stride-1, undilated convolutions')
+        return max(module.kernel_size) // 2
+    raise TypeError(f'no receptive-field rule for {type(module).__name__}')
+
+
+def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
+    """Receptive-field radius of a LESRCNN-family network in LR pixels: the smallest safe tile overlap.
+
+    Counted from the layers, each stride-1 convolution adding ``kernel // 2`` pixels on its own grid:
+
+    * LR grid: the mean shift (1x1, 0), the IEEB's shallow 3x3 layer and, per stage, the extraction
+      layer (3x3: 1; dual-kernel 3x3+5x5: 2) and the fusing layer (1x1: 0; 3x3 in the SN ablation: 1);
+    * the RB upsampler: 1 per 3x3 convolution, counted as a full LR pixel (the second x2 stage of x4
+      runs at twice the LR resolution, so this over-counts by half a pixel: a safe bound);
+    * HR grid: the IRB's 3x3 layers and its 3x3 projection to RGB (the output mean shift is 1x1), ``r``
+      HR pixels in all, which is ``ceil(r / scale)`` LR pixels.
+
+    For LESRCNN: 1 + 8 + 1 + ceil(5/2) = 13 at x2, 1 + 8 + 1 + ceil(5/3) = 12 at x3, 1 + 8 + 2 +
+    ceil(5/4) = 13 at x4.
+
+    Args:
+        model: A ``LESRCNN``/``MultiScaleLESRCNN``/``DualKernelLESRCNN`` or its ``FastLESRCNN``.
+        scale: The scale to run (defaults to the network's own); picks the upsampler.
+    """
+    scale = network_scale(model, scale)
+    if isinstance(model, FastLESRCNN):
+        lr_layers = [model.shallow, *model.extract, *model.fuse]
+        upsampler = model.upsamplers[f'x{scale}']
+        hr_layers = [*model.refinement_convs, model.to_rgb]
+    elif isinstance(model, LESRCNNBody):
+        extraction = model.information_extraction
+        lr_layers = [extraction.shallow, *(layer for stage in extraction.stages for layer in (stage.extract, stage.fuse))]
+        upsampler = model.reconstruction.upsamplers[f'x{scale}']
+        hr_layers = [*model.refinement.convs, model.refinement.to_rgb]
+    else:
+        raise TypeError(f'receptive_field_margin knows the LESRCNN family only, not {type(model).__name__}; '
+                        'give tile_overlap explicitly')
+    lr_margin = sum(_half_kernel(layer) for layer in lr_layers)
+    lr_margin += sum(_half_kernel(layer) for layer in upsampler if isinstance(layer, nn.Conv2d))
+    hr_margin = sum(_half_kernel(layer) for layer in hr_layers)
+    return lr_margin + math.ceil(hr_margin / scale)
+
+
+# --------------------------------------------------------------------------------------- inference
+
+
+def _runner(network: nn.Module, scale: int | None, device: torch.device, dtype: torch.dtype,
+            channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function running ``network`` on a host float32 tile and returning its host float32 output."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        x = tile.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+        y = network(x) if scale is None else network(x, scale)
+        return y.float().cpu()
+
+    return run
+
+
+def tiled_forward(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, tile: int,
+                  overlap: int) -> torch.Tensor:
+    """Apply ``run`` (an x``scale`` network) to ``x`` tile by tile and stitch the outputs.
+
+    Each ``tile`` x ``tile`` core is run with ``overlap`` LR pixels of context on each side (clipped at
+    the image border) and only the core's output is kept; see the module docstring for why an overlap
+    of at least ``receptive_field_margin`` gives the untiled result.
+
+    Args:
+        run: Network applied to an (N, C, h, w) tensor, returning (N, C', scale*h, scale*w).
+        x: The whole input, (N, C, H, W), on the host.
+        scale: Upscaling factor of ``run``.
+        tile: Core tile size in LR pixels (> 0).
+        overlap: Context around each core in LR pixels (>= 0).
+    """
+    if tile <= 0 or overlap < 0:
+        raise ValueError(f'tile must be > 0 and overlap >= 0, got tile={tile}, overlap={overlap}')
+    height, width = x.shape[-2:]
+    output = None
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
+        context_top, context_bottom = max(top - overlap, 0), min(bottom + overlap, height)
+        for left in range(0, width, tile):
+            right = min(left + tile, width)
+            context_left, context_right = max(left - overlap, 0), min(right + overlap, width)
+            y = run(x[..., context_top:context_bottom, context_left:context_right])
+            if output is None:
+                output = y.new_empty(*y.shape[:2], height * scale, width * scale)
+            core_top, core_left = (top - context_top) * scale, (left - context_left) * scale
+            output[..., top * scale:bottom * scale, left * scale:right * scale] = y[
+                ..., core_top:core_top + (bottom - top) * scale, core_left:core_left + (right - left) * scale]
+    return output
+
+
+#: The eight symmetries of the square as (quarter turns, horizontal flip first).
+DIHEDRAL_TRANSFORMS = tuple((turns, flip) for flip in (False, True) for turns in range(4))
+
+
+def _transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, turns, dims=(-2, -1))
+
+
+def _inverse_transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    x = torch.rot90(x, -turns, dims=(-2, -1))
+    return x.flip(-1) if flip else x
+
+
+def self_ensemble_forward(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """x8 self-ensemble: run ``forward`` on the 8 flips/rotations of ``x``, undo each, average."""
+    total = None
+    for turns, flip in DIHEDRAL_TRANSFORMS:
+        y = _inverse_transform(forward(_transform(x, turns, flip)), turns, flip)
+        total = y if total is None else total.add_(y)
+    return total / len(DIHEDRAL_TRANSFORMS)
+
+
+def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None, tile: int | None = None,
+                   tile_overlap: int | None = None, self_ensemble: bool = False, device=None, dtype=None,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1] on the host; returns host float32, not clamped.
+
+    Args:
+        network: A LESRCNN-family network (or any module mapping (N, 3, h, w) to (N, 3, s*h, s*w)).
+        x: Input batch.
+        scale: Scale to run (for multi-scale networks); defaults to the network's.
+        tile: Core tile size in LR pixels; ``None`` runs the whole image at once.
+        tile_overlap: Context around each tile in LR pixels; defaults to
+            ``receptive_field_margin(network)``, the smallest overlap that leaves no seam.
+        self_ensemble: Average the outputs over the 8 flips/rotations (x8 slower).
+        device: Where to run; defaults to where the network's parameters are.
+        dtype: Compute type; defaults to the network's parameter type.
+        channels_last: Feed NHWC inputs (prepare the network with ``channels_last`` too).
+    """
+    parameter = next(network.parameters(), None)
+    device = torch.device(device) if device is not None else (parameter.device if parameter is not None else 'cpu')
+    dtype = dtype or (parameter.dtype if parameter is not None else torch.float32)
+    # Pass the scale on only when asked: single-scale networks take no scale argument.
+    forward = _runner(network, scale, device, dtype, channels_last)
+    if tile is not None:
+        run_scale = network_scale(network, scale)
+        overlap = receptive_field_margin(network, run_scale) if tile_overlap is None else tile_overlap
+        untiled = forward
+
+        def forward(t: torch.Tensor) -> torch.Tensor:
+            return tiled_forward(untiled, t, run_scale, tile, overlap)
+
+    x = x.float().cpu()
+    with torch.inference_mode():
+        return self_ensemble_forward(forward, x) if self_ensemble else forward(x)
+
+
+def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None, tile_overlap: int | None = None,
+                  self_ensemble: bool = False, dtype: torch.dtype | None = None, device=None,
+                  channels_last: bool = False, scale: int | None = None) -> np.ndarray:
+    """Super-resolve an OpenCV image (8/16-bit; gray, gray+alpha, BGR or BGRA), keeping its type and layout.
+
+    Gray is replicated to RGB and brought back with the BT.601 luma weights; alpha is resized
+    bicubically (OpenCV) and kept; 16-bit stays 16-bit. Other arguments as for ``upscale_tensor``.
+
+    Returns:
+        The super-resolved image, ``scale`` times larger, same dtype and channel layout as ``image``.
+    """
+    if image.dtype not in _PIXEL_MAX:
+        raise ImageError(f'unsupported pixel type {image.dtype} (8- and 16-bit images are supported)')
+    if image.ndim not in (2, 3) or _channels(image) not in (1, 2, 3, 4):
+        raise ImageError(f'unsupported image shape {image.shape}')
+    pixel_max = _PIXEL_MAX[image.dtype]
+    pixels = image.astype(np.float32) / pixel_max
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    gray = pixels.shape[2] in (1, 2)
+    colour_channels = 1 if gray else 3
+    colour = pixels[..., :colour_channels]
+    alpha = pixels[..., colour_channels] if pixels.shape[2] > colour_channels else None
+    rgb = np.repeat(colour, 3, axis=2) if gray else colour[..., ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    y = upscale_tensor(network, x, scale=scale, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble,
+                       device=device, dtype=dtype, channels_last=channels_last)
+    sr = y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    if gray:
+        sr = (sr @ np.asarray(BT601_LUMA_RGB, dtype=np.float32))[..., None]
+    else:
+        sr = sr[..., ::-1]
+    if alpha is not None:
+        height, width = sr.shape[:2]
+        resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_CUBIC)
+        sr = np.concatenate([sr, np.clip(resized, 0, 1)[..., None]], axis=2)
+    out = np.rint(np.clip(sr, 0, 1) * pixel_max).astype(image.dtype)
+    return out[..., 0] if image.ndim == 2 else out
+
+
+__all__ = ['BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'IMAGE_EXTENSIONS', 'ImageError', 'load_network',
+           'network_scale', 'prepare_network', 'read_image', 'receptive_field_margin', 'resolve_device',
+           'self_ensemble_forward', 'tiled_forward', 'upscale_image', 'upscale_tensor', 'write_image']
