@@ -1,0 +1,6 @@
+# LESRCNN-S (multiscale_lesrcnn_div2k.py) tested at x3 only: Set5, Set14, BSD100, Urban100.
+#   python tools/test.py configs/lesrcnn/multiscale_lesrcnn_div2k_test_x3.py CHECKPOINT
+_base_ = './multiscale_lesrcnn_div2k.py'
+
+test_dataloader = _base_.benchmark_test_loaders['x3']
+test_evaluator = _base_.benchmark_test_evaluators['x3']

@@ -1,0 +1,43 @@
+"""MMagic integration: the LESRCNN family in ``mmagic.registry.MODELS``, plus the small glue configs need.
+
+Importing this module (configs do it through ``custom_imports = dict(imports=['lesrcnn_plugin.mmagic'])``)
+registers every network of ``lesrcnn_plugin.archs.ARCHS`` under its class name, so that a config can say
+``generator=dict(type='LESRCNN', upscale=2)`` inside MMagic's own ``BaseEditModel``. It also registers:
+
+* ``CropGTToInput`` (``mmagic.registry.TRANSFORMS``): crops the ground truth to ``scale`` times the
+  input, for benchmark folders whose HR images were not cropped (MMagic's metrics do not crop them);
+* ``LoadImageFromSharedFile`` (``TRANSFORMS``): ``LoadImageFromFile`` sharing one LMDB handle between
+  the per-scale datasets of multi-scale training;
+* ``MultiScaleEditModel`` (``MODELS``): ``BaseEditModel`` that tells LESRCNN-S which upsampler to use
+  from each batch's ``scale`` metainfo;
+* ``GroupByDatasetBatchSampler`` (``DATA_SAMPLERS``): batches drawn from one sub-dataset of a
+  ``ConcatDataset`` at a time, so that a multi-scale batch never mixes scales.
+
+The networks take RGB in [0, 1], which is what ``DataPreprocessor(mean=[0, 0, 0], std=[255, 255, 255])``
+feeds a generator.
+"""
+from __future__ import annotations
+
+from mmagic.registry import MODELS
+
+from ..archs import ARCHS
+from ._registry import register_once
+from .models import MultiScaleEditModel
+from .samplers import GroupByDatasetBatchSampler
+from .transforms import CropGTToInput, LoadImageFromSharedFile
+
+
+def register_archs() -> None:
+    """Register every network of ``ARCHS`` in MMagic's model registry; idempotent.
+
+    A name already registered to the same class is left alone (re-imports, or this module imported
+    through two paths); a name taken by a different class raises ``KeyError`` from the registry.
+    """
+    for name, cls in ARCHS.items():
+        register_once(MODELS, cls, name)
+
+
+register_archs()
+
+__all__ = ['CropGTToInput', 'GroupByDatasetBatchSampler', 'LoadImageFromSharedFile', 'MultiScaleEditModel',
+           'register_archs']

@@ -1,0 +1,68 @@
+"""Data transforms for MMagic pipelines."""
+from __future__ import annotations
+
+from mmcv.transforms import BaseTransform
+from mmengine.fileio import get_file_backend
+
+from mmagic.datasets.transforms import LoadImageFromFile
+from mmagic.registry import TRANSFORMS
+
+from ._registry import register_once
+
+
+class CropGTToInput(BaseTransform):
+    """Crop the ground truth to exactly ``scale`` times the input (top-left corner kept).
+
+    Benchmark folders in the EDSR layout store the full HR image while the bicubic LR image is
+    ``floor(HR / scale)``; PSNR/SSIM need both at the same size and MMagic's metrics do not crop,
+    so the GT is cropped here, as BasicSR's paired dataset does. A GT already at the right size is
+    left untouched.
+
+    Args:
+        scale: Upscaling factor. ``None`` reads ``results['scale']`` (set by ``SetValues``).
+        lq_key: Key of the low-resolution input.
+        gt_key: Key of the ground truth.
+
+    Required keys: ``lq_key``, ``gt_key`` (and ``scale`` when the argument is None).
+    Modified keys: ``gt_key``.
+    """
+
+    def __init__(self, scale: int | None = None, lq_key: str = 'img', gt_key: str = 'gt') -> None:
+        self.scale = scale
+        self.lq_key = lq_key
+        self.gt_key = gt_key
+
+    def transform(self, results: dict) -> dict:
+        scale = self.scale if self.scale is not None else results.get('scale')
+        if scale is None:
+            raise KeyError('CropGTToInput needs a scale: pass scale= or set results["scale"] with SetValues')
+        lq, gt = results[self.lq_key], results[self.gt_key]
+        height, width = lq.shape[0] * scale, lq.shape[1] * scale
+        if gt.shape[0] < height or gt.shape[1] < width:
+            path = results.get(f'{self.gt_key}_path', '<unknown>')
+            raise ValueError(f'{path}: GT {gt.shape[:2]} is smaller than {scale} x input {lq.shape[:2]}')
+        results[self.gt_key] = gt[:height, :width, ...]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(scale={self.scale}, lq_key={self.lq_key!r}, gt_key={self.gt_key!r})'
+
+
+class LoadImageFromSharedFile(LoadImageFromFile):
+    """``LoadImageFromFile`` whose file backend is shared by every step with the same ``backend_args``.
+
+    mmengine's ``LmdbBackend`` opens its database on first use, and LMDB refuses to open one database
+    twice in a process. Multi-scale training concatenates one DIV2K dataset per scale, all reading
+    the same HR LMDB in the same dataloader worker: with this step they share one backend (hence one
+    LMDB handle per process; each forked worker still opens its own). Arguments are
+    ``LoadImageFromFile``'s.
+    """
+
+    def __init__(self, key: str, **kwargs) -> None:
+        super().__init__(key, **kwargs)
+        if self.backend_args is not None:
+            self.file_backend = get_file_backend(backend_args=self.backend_args, enable_singleton=True)
+
+
+register_once(TRANSFORMS, CropGTToInput)
+register_once(TRANSFORMS, LoadImageFromSharedFile)
