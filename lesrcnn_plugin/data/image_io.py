@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import cv2
@@ -117,6 +118,21 @@ def png_shape(data: bytes) -> tuple[int, int, int]:
     if channels is None or data[24] != 8:
         raise DataError(f'unsupported PNG pixel format (bit depth {data[24]}, colour type {data[25]})')
     return height, width, channels
+
+
+def make_sibling_dir(path: Path, suffix: str) -> Path:
+    """A new, uniquely named hidden folder next to ``path`` (same file system, so renames are atomic).
+
+    Unlike ``tempfile.mkdtemp`` (mode 0700) it gets the usual permissions, so a database renamed
+    from it stays readable by other users.
+    """
+    while True:
+        candidate = path.parent / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{suffix}'
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

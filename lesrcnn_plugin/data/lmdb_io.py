@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import lmdb
 import numpy as np
 
-from .image_io import DataError, decode_image, encode_png, png_shape
+from .image_io import DataError, decode_image, encode_png, make_sibling_dir, png_shape
 
 META_INFO = 'meta_info.txt'
 # Initial address-space reservation; doubled whenever a batch does not fit. The file itself only
@@ -75,7 +74,7 @@ def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, 
     if db_path.exists() and not overwrite:
         raise DataError(f'{db_path} already exists (use overwrite to replace it)')
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f'.{db_path.name}.', suffix='.tmp', dir=db_path.parent))
+    tmp_dir = make_sibling_dir(db_path, 'tmp')
     count = 0
     try:
         env = lmdb.open(str(tmp_dir), map_size=_INITIAL_MAP_SIZE, meminit=True)
@@ -135,7 +134,7 @@ def _replace_dir(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', suffix='.old', dir=target.parent))
+    old = make_sibling_dir(target, 'old')
     os.replace(target, old / target.name)
     os.replace(new, target)
     shutil.rmtree(old, ignore_errors=True)
