@@ -32,6 +32,9 @@ def decode_image(data: bytes, source: str = '<bytes>') -> np.ndarray:
         DataError: the bytes do not decode (unreadable or truncated file).
     """
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    # libjpeg fills a truncated JPEG with grey and only warns; its end-of-image marker tells.
+    if image is not None and data[:2] == b'\xff\xd8' and not data.rstrip(b'\0').endswith(b'\xff\xd9'):
+        image = None
     if image is None:
         raise DataError(f'{source}: cannot decode the image (unreadable, truncated or not an image file)')
     return image
