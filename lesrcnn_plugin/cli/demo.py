@@ -1,0 +1,210 @@
+"""`make demo`: train LESRCNN x2 through BasicSR on images that scikit-image ships, then evaluate it.
+
+Steps, all on the CPU and offline:
+
+1. Build a small DIV2K-style training set from scikit-image's bundled photographs: HR sub-images, LR
+   made with the MATLAB-exact bicubic, written to LMDBs in the layout `lesrcnn-prepare-div2k` writes.
+   Two photographs are held apart for evaluation.
+2. Train LESRCNN x2 with BasicSR's own training pipeline (`python -m lesrcnn_plugin.train`) on the
+   shipped recipe `options/train_lesrcnn_x2.yml`, scaled down to a few hundred iterations.
+3. Evaluate Y-PSNR/SSIM (border crop 2) of bicubic and of the trained network on the held-apart images,
+   and of the authors' released weights when given (`--official-weights` or $LESRCNN_OFFICIAL_WEIGHTS).
+4. Write a side-by-side PNG (bicubic | LESRCNN | ground truth) and print the complexity table.
+
+Everything goes under ``--output`` (default ``demo_output/``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+from ..archs import LESRCNN
+from ..checkpoint import CheckpointError, load_model
+from ..complexity import count_complexity, format_markdown, input_size
+from ..data import imresize, modcrop, write_lmdb
+from ..metrics import psnr_y, ssim_y
+
+SCALE = 2
+TRAIN_IMAGES = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'retina')
+HELD_APART = ('chelsea', 'coffee')
+HR_CROP, HR_STEP = 192, 96  # DIV2K uses 480/240; smaller crops give more sub-images from few photos
+OPTIONS = Path(__file__).resolve().parents[2] / 'options' / 'train_lesrcnn_x2.yml'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--output', default='demo_output', help='folder for data, experiment and results')
+    parser.add_argument('--iters', type=int, default=400, help='training iterations')
+    parser.add_argument('--batch-size', type=int, default=8, help='training batch size')
+    parser.add_argument('--lr-patch', type=int, default=32, help='LR training patch size (HR patch = 2x)')
+    parser.add_argument('--lr', type=float, default=5e-4,
+                        help='learning rate (the paper uses 1e-4 over 600k iterations; a short demo needs more)')
+    parser.add_argument('--official-weights', default=os.environ.get('LESRCNN_OFFICIAL_WEIGHTS'),
+                        help="the authors' lesrcnn_x2.pth, evaluated beside the trained network "
+                             '(default: $LESRCNN_OFFICIAL_WEIGHTS)')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def rgb_photo(name: str) -> np.ndarray:
+    """A scikit-image sample photograph as HxWx3 RGB uint8."""
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+
+
+def sub_images(image: np.ndarray, crop: int, step: int):
+    """Top-left corners of crops covering ``image``, the last row/column flush with the border."""
+    h, w = image.shape[:2]
+    ys = sorted(set(list(range(0, h - crop + 1, step)) + [h - crop]))
+    xs = sorted(set(list(range(0, w - crop + 1, step)) + [w - crop]))
+    return [(y, x) for y in ys for x in xs]
+
+
+def build_dataset(root: Path) -> tuple[int, Path]:
+    """Training LMDBs and the held-apart evaluation pairs; returns the number of sub-images."""
+    hr_items, lr_items = [], []
+    for index, name in enumerate(TRAIN_IMAGES, start=1):
+        hr = modcrop(rgb_photo(name), SCALE)
+        lr = imresize(hr, 1 / SCALE)
+        for number, (y, x) in enumerate(sub_images(hr, HR_CROP, HR_STEP), start=1):
+            key = f'{index:04d}_s{number:03d}'
+            hr_items.append((key, cv2.cvtColor(hr[y:y + HR_CROP, x:x + HR_CROP], cv2.COLOR_RGB2BGR)))
+            ly, lx, size = y // SCALE, x // SCALE, HR_CROP // SCALE
+            lr_items.append((key, cv2.cvtColor(lr[ly:ly + size, lx:lx + size], cv2.COLOR_RGB2BGR)))
+    write_lmdb(root / 'train_HR_sub.lmdb', hr_items)
+    write_lmdb(root / f'train_LR_bicubic_X{SCALE}_sub.lmdb', lr_items)
+
+    val = root / 'held_apart'
+    for sub in ('HR', 'LR'):
+        (val / sub).mkdir(parents=True, exist_ok=True)
+    for name in HELD_APART:
+        hr = modcrop(rgb_photo(name), SCALE)
+        cv2.imwrite(str(val / 'HR' / f'{name}.png'), cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(val / 'LR' / f'{name}.png'), cv2.cvtColor(imresize(hr, 1 / SCALE), cv2.COLOR_RGB2BGR))
+    return len(hr_items), val
+
+
+def training_options(args: argparse.Namespace, data: Path, val: Path) -> dict:
+    """The shipped x2 recipe, scaled down for a few hundred CPU iterations."""
+    if not OPTIONS.is_file():
+        raise FileNotFoundError(f'{OPTIONS}: the shipped training options are missing (run from a clone)')
+    opt = yaml.safe_load(OPTIONS.read_text())
+    opt.update(name='demo_lesrcnn_x2', num_gpu=0, manual_seed=args.seed)
+    train_set = opt['datasets']['train']
+    train_set.update(dataroot_gt=str(data / 'train_HR_sub.lmdb'),
+                     dataroot_lq=str(data / f'train_LR_bicubic_X{SCALE}_sub.lmdb'),
+                     gt_size=args.lr_patch * SCALE, batch_size_per_gpu=args.batch_size, num_worker_per_gpu=0,
+                     dataset_enlarge_ratio=1, prefetch_mode=None)
+    train_set.pop('pin_memory', None)
+    opt['datasets'] = {'train': train_set, 'val': {
+        'name': 'held_apart', 'type': 'PairedImageDataset', 'dataroot_gt': str(val / 'HR'),
+        'dataroot_lq': str(val / 'LR'), 'io_backend': {'type': 'disk'}}}
+    train = opt['train']
+    train['optim_g']['lr'] = args.lr
+    train['scheduler'].update(milestones=[args.iters * 3 // 4], gamma=0.5)
+    train['total_iter'] = args.iters
+    opt['val']['val_freq'] = 10 * args.iters  # BasicSR validates once more when training ends
+    opt['logger'].update(print_freq=max(1, args.iters // 10), save_checkpoint_freq=args.iters, use_tb_logger=False)
+    opt['logger'].pop('wandb', None)
+    opt['path'] = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+    return opt
+
+
+def evaluate(model: torch.nn.Module | None, val: Path) -> tuple[dict[str, np.ndarray], float, float]:
+    """SR (bicubic when ``model`` is None) of each held-apart image; mean Y-PSNR and SSIM."""
+    outputs, psnrs, ssims = {}, [], []
+    for name in HELD_APART:
+        hr = cv2.cvtColor(cv2.imread(str(val / 'HR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
+        lr = cv2.cvtColor(cv2.imread(str(val / 'LR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
+        if model is None:
+            sr = imresize(lr, SCALE)
+        else:
+            with torch.inference_mode():
+                x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+                y = model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+            sr = np.round(y * 255).astype(np.uint8)
+        outputs[name] = sr
+        psnrs.append(psnr_y(sr, hr, SCALE))
+        ssims.append(ssim_y(sr, hr, SCALE))
+    return outputs, float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """Label each RGB panel and write them next to each other as one PNG."""
+    labelled = []
+    for label, image in panels:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        bar = np.full((28, image.shape[1], 3), 255, np.uint8)
+        cv2.putText(bar, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        labelled.append(np.vstack([bar, image]))
+    gap = np.full((labelled[0].shape[0], 4, 3), 255, np.uint8)
+    row = np.hstack([part for panel in labelled for part in (panel, gap)][:-1])
+    cv2.imwrite(str(path), row)
+
+
+def complexity_table() -> str:
+    """Per-block parameters, MACs, FLOPs and activations of LESRCNN x2 for a 720p output."""
+    return format_markdown([count_complexity(LESRCNN(upscale=SCALE), input_size(SCALE, preset='720p'))])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    out = Path(args.output).resolve()
+    data = out / 'data'
+    start = time.time()
+
+    print(f'[1/5] building the training set from scikit-image photographs in {data}', flush=True)
+    count, val = build_dataset(data)
+    print(f'      {count} HR/LR sub-image pairs from {len(TRAIN_IMAGES)} photographs; '
+          f'held apart: {", ".join(HELD_APART)}')
+
+    print(f'[2/5] training LESRCNN x2 through BasicSR for {args.iters} iterations (CPU)', flush=True)
+    options_path = out / 'train_demo_lesrcnn_x2.yml'
+    options_path.write_text(yaml.safe_dump(training_options(args, data, val), sort_keys=False))
+    command = [sys.executable, '-m', 'lesrcnn_plugin.train', '-opt', str(options_path)]
+    if subprocess.run(command, cwd=out).returncode != 0:
+        print(f'error: training failed ({" ".join(command)})', file=sys.stderr)
+        return 1
+    checkpoint = out / 'experiments' / 'demo_lesrcnn_x2' / 'models' / f'net_g_{args.iters}.pth'
+
+    print('[3/5] evaluating on the held-apart images (Y channel, border crop 2)', flush=True)
+    bicubic, *bicubic_scores = evaluate(None, val)
+    trained, *trained_scores = evaluate(load_model(checkpoint), val)
+    rows = [('bicubic (MATLAB)', *bicubic_scores), (f'LESRCNN x2, {args.iters} demo iterations', *trained_scores)]
+    if args.official_weights:
+        try:
+            _, *official_scores = evaluate(load_model(args.official_weights), val)
+            rows.append(("LESRCNN x2, authors' weights", *official_scores))
+        except CheckpointError as exc:
+            print(f'      skipping the authors\' weights: {exc}', file=sys.stderr)
+    print('\n| method | PSNR-Y (dB) | SSIM-Y |\n|---|---|---|')
+    for label, psnr, ssim in rows:
+        print(f'| {label} | {psnr:.2f} | {ssim:.4f} |')
+
+    print('\n[4/5] writing the side-by-side comparison', flush=True)
+    name = HELD_APART[0]
+    hr = cv2.cvtColor(cv2.imread(str(val / 'HR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
+    figure = out / 'comparison.png'
+    side_by_side([('bicubic', bicubic[name]), ('LESRCNN (demo)', trained[name]), ('ground truth', hr)], figure)
+    print(f'      {figure}')
+
+    print('[5/5] complexity of LESRCNN x2 (720p output)\n', flush=True)
+    print(complexity_table())
+    print(f'\ndone in {time.time() - start:.0f} s; everything is under {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
