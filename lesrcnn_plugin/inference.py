@@ -83,10 +83,18 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     try:
         with os.fdopen(fd, 'wb') as handle:
             handle.write(encoded.tobytes())
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the usual permissions (``mkstemp`` makes it 0600) and move it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 def _channels(image: np.ndarray) -> int:
