@@ -31,6 +31,8 @@ def test_layout_and_meta_info(tmp_path):
     assert [key for key, _ in read_meta_info(db)] == [key for key, _ in images]
     assert verify_lmdb(db)['gray_s001'] == (24, 20, 1)
     assert list(tmp_path.iterdir()) == [db]  # no temporary folder left behind
+    (tmp_path / 'plain').mkdir()  # the database gets the permissions of any new folder, not mkdtemp's 0700
+    assert db.stat().st_mode & 0o777 == (tmp_path / 'plain').stat().st_mode & 0o777
 
 
 def test_same_input_gives_identical_bytes(tmp_path):

@@ -7,7 +7,6 @@ from deep inside a resize or an LMDB write.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -145,14 +144,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    # Not tempfile.mkstemp: its files are mode 0600; this one gets the usual permissions.
+    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
     try:
-        with os.fdopen(handle, 'wb') as file:
+        with open(tmp_path, 'xb') as file:
             file.write(data)
-        os.replace(tmp_name, path)
+        os.replace(tmp_path, path)
     except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        tmp_path.unlink(missing_ok=True)
         raise
 
 
