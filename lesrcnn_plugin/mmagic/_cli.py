@@ -1,0 +1,75 @@
+"""What ``lesrcnn-mmagic-train`` and ``lesrcnn-mmagic-test`` share: arguments and config loading."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from pathlib import Path
+
+import torch
+from mmengine.config import Config, DictAction
+
+
+class UserError(Exception):
+    """A problem with the command line, config or files: reported in one line, no traceback."""
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--work-dir``, ``--cfg-options`` and ``--launcher`` (plus torch.distributed's ``--local-rank``)."""
+    parser.add_argument('--work-dir', help='folder for logs, checkpoints and the dumped config '
+                        '(default: the config\'s work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config entries, e.g. train_cfg.max_iters=1000 '
+                        'train_dataloader.batch_size=16 "model.generator.num_feat=32"; '
+                        'lists as key="[a,b]"; no spaces')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher for multi-process runs (torchrun ... --launcher pytorch)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Read ``args.config`` and apply ``--cfg-options``, ``--work-dir`` and ``--launcher``."""
+    path = Path(args.config)
+    if not path.is_file():
+        raise UserError(f'{path}: no such config file')
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as exc:  # mmengine raises many types for a broken config
+        raise UserError(f'{path}: cannot load config ({type(exc).__name__}: {exc})') from exc
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = str(Path('work_dirs') / path.stem)
+    cfg.launcher = args.launcher
+    if args.launcher != 'none':
+        os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+        _use_gloo_without_cuda(cfg)
+    return cfg
+
+
+def _use_gloo_without_cuda(cfg: Config) -> None:
+    # NCCL needs GPUs; on a CPU-only machine a multi-process run can still use gloo.
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
+    if backend == 'nccl' and not torch.cuda.is_available():
+        cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+
+
+def mmengine_checkpoint_globals() -> contextlib.AbstractContextManager:
+    """Let ``torch.load(weights_only=True)`` read mmengine's own training checkpoints.
+
+    Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``, and mmengine 0.10 calls it
+    without arguments, so resuming (and ``lesrcnn_plugin.checkpoint.read_checkpoint``) fails on the
+    message hub: mmengine's ``HistoryBuffer`` of numpy arrays, whose statistics methods pickle
+    through ``getattr``. Rather than unpickling with ``weights_only=False``, exactly these globals
+    are allowed while such a checkpoint is read. Resume only from checkpoints you trust.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = np.core.multiarray
+    return torch.serialization.safe_globals(
+        [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, getattr]
+        + [type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32')])

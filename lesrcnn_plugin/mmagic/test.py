@@ -1,0 +1,115 @@
+"""Test a LESRCNN-family network with MMagic (mmengine's Runner) on a config's test sets.
+
+Examples::
+
+    lesrcnn-convert ../shared/weights/lesrcnn_official/lesrcnn_x2.pth lesrcnn_x2_mmagic.pth --to mmagic
+    lesrcnn-mmagic-test configs/lesrcnn/lesrcnn_x2_div2k.py lesrcnn_x2_mmagic.pth
+    lesrcnn-mmagic-test configs/lesrcnn/multiscale_lesrcnn_div2k_test_x3.py work_dirs/multiscale_lesrcnn_div2k/iter_600000.pth
+    torchrun --nproc_per_node=2 tools/test.py CONFIG CHECKPOINT --launcher pytorch
+
+CHECKPOINT may be in any format ``lesrcnn_plugin.checkpoint`` reads (MMagic/mmengine, BasicSR, the
+authors' or a plain state dict); it is loaded with ``weights_only=True`` and strictly into the
+config's generator, so a checkpoint that does not fit the network is an error, never a warning.
+Metrics (e.g. ``Set5x2/PSNR``) are logged and printed, and written as JSON with ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
+from ._cli import UserError, add_common_arguments, load_config, mmengine_checkpoint_globals
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='MMagic config, e.g. configs/lesrcnn/lesrcnn_x2_div2k.py')
+    parser.add_argument('checkpoint', help='weights to test (MMagic, BasicSR, official or plain format)')
+    parser.add_argument('--out', help='also write the metrics to this JSON file')
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def load_generator_weights(model, path: str) -> None:
+    """Load ``path`` strictly into ``model.generator`` (``model`` possibly wrapped, e.g. in DDP)."""
+    from mmengine.model import is_model_wrapper
+
+    generator = (model.module if is_model_wrapper(model) else model).generator
+    with mmengine_checkpoint_globals():  # a Runner checkpoint also holds mmengine's logging state
+        checkpoint = read_checkpoint(path)
+    try:
+        load_strict(generator, to_plugin_state(checkpoint))
+    except (CheckpointError, KeyError, ValueError) as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+
+
+def collect_test_metrics(runner) -> dict:
+    """Run ``runner.test()`` and return its metrics.
+
+    MMagic's ``MultiTestLoop.run`` returns nothing; the metrics reach the ``after_test_epoch`` hooks,
+    so a hook picks them up.
+    """
+    from mmengine.hooks import Hook
+
+    collected: dict = {}
+
+    class _Collect(Hook):
+        def after_test_epoch(self, runner, metrics=None) -> None:
+            collected.update(metrics or {})
+
+    runner.register_hook(_Collect(), priority='LOWEST')
+    runner.test()
+    return {key: float(value) for key, value in collected.items()}
+
+
+def write_json(metrics: dict, path: str) -> None:
+    """Write ``metrics`` to ``path`` atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.tmp', dir=target.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as stream:
+            json.dump(metrics, stream, indent=2, sort_keys=True)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if not Path(args.checkpoint).is_file():
+            raise UserError(f'{args.checkpoint}: no such checkpoint file')
+        cfg = load_config(args)
+    except UserError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    # The weights are loaded below, strictly and with weights_only=True, not by the Runner.
+    cfg.load_from = None
+    cfg.resume = False
+
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    try:
+        load_generator_weights(runner.model, args.checkpoint)
+    except CheckpointError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    metrics = collect_test_metrics(runner)
+    if is_main_process():
+        for key, value in metrics.items():
+            print(f'{key}: {value:.4f}')
+        if args.out:
+            write_json(metrics, args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
