@@ -20,8 +20,8 @@ the key ``0001_s{i:03d}`` in every database.
 Sub-images are staged per image as PNG files in ``--staging-dir`` (each image's folder appears only
 once complete), so a killed run resumes where it stopped; databases are then written in sorted key
 order and renamed into place, so a rerun gives byte-identical ``data.mdb`` and ``meta_info.txt``.
-``--in-memory`` skips the staging (faster, needs RAM for the whole set: about 25 GB for DIV2K
-train at x2-x4, and is not resumable).
+``--in-memory`` skips the staging (no staging I/O, but it needs RAM for every encoded sub-image,
+many GB for DIV2K, and is not resumable).
 """
 from __future__ import annotations
 
