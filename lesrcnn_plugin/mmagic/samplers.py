@@ -24,13 +24,14 @@ class GroupByDatasetBatchSampler(BatchSampler):
     model with ``find_unused_parameters=True``.
 
     Args:
-        sampler: Sampler of indices into a ``ConcatDataset`` (read from ``sampler.dataset``).
+        sampler: Sampler of indices into a ``ConcatDataset`` (``sampler.dataset`` or ``.data_source``).
         batch_size: Samples per batch.
         drop_last: Drop each bucket's incomplete last batch when a finite sampler is exhausted.
     """
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = False) -> None:
-        dataset = getattr(sampler, 'dataset', None)
+        # mmengine's samplers keep their dataset in .dataset, torch's in .data_source.
+        dataset = getattr(sampler, 'dataset', getattr(sampler, 'data_source', None))
         if not isinstance(dataset, ConcatDataset):
             raise TypeError('GroupByDatasetBatchSampler needs a sampler over a ConcatDataset, got '
                             f'{type(dataset).__name__}')

@@ -1,6 +1,8 @@
 """Data transforms for MMagic pipelines."""
 from __future__ import annotations
 
+import os
+
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get_file_backend
 
@@ -61,7 +63,11 @@ class LoadImageFromSharedFile(LoadImageFromFile):
     def __init__(self, key: str, **kwargs) -> None:
         super().__init__(key, **kwargs)
         if self.backend_args is not None:
-            self.file_backend = get_file_backend(backend_args=self.backend_args, enable_singleton=True)
+            backend_args = dict(self.backend_args)
+            if 'db_path' in backend_args:
+                # One handle per database, however its path is spelt (and whatever the working directory).
+                backend_args['db_path'] = os.path.abspath(backend_args['db_path'])
+            self.file_backend = get_file_backend(backend_args=backend_args, enable_singleton=True)
 
 
 register_once(TRANSFORMS, CropGTToInput)
