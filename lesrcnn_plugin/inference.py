@@ -23,6 +23,7 @@ of (tile + 2 * overlap)^2 pixels and its output, so device memory is bounded by 
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import tempfile
@@ -153,7 +154,7 @@ def network_scale(model: nn.Module, scale: int | None = None) -> int:
 
 def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.device = 'cpu',
                     dtype: torch.dtype = torch.float32, channels_last: bool = False) -> nn.Module:
-    """The module to run: the exact fast path (``FastLESRCNN``) or the model itself, placed and cast.
+    """The module to run: the exact fast path (``FastLESRCNN``) or a copy of the model, placed and cast.
 
     Args:
         model: A LESRCNN-family network with its weights.
@@ -162,7 +163,8 @@ def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.d
         dtype: Weights and activations type (float32, float16, bfloat16).
         channels_last: Store weights (and, in ``upscale_image``, inputs) as NHWC.
     """
-    network = FastLESRCNN(model) if fast else model
+    # Module.to() works in place: the reference path gets a copy so that ``model`` keeps its float32 weights.
+    network = FastLESRCNN(model) if fast else copy.deepcopy(model)
     network = network.to(device=device, dtype=dtype).eval()
     if channels_last:
         network = network.to(memory_format=torch.channels_last)

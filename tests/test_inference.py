@@ -13,8 +13,9 @@ from lesrcnn_plugin.archs import DualKernelLESRCNN, LESRCNN, MultiScaleLESRCNN
 from lesrcnn_plugin.archs.fast import FastLESRCNN
 from lesrcnn_plugin.checkpoint import FORMATS, CheckpointError, save_checkpoint
 from lesrcnn_plugin.cli import upscale as upscale_cli
-from lesrcnn_plugin.inference import (BT601_LUMA_RGB, ImageError, load_network, read_image, receptive_field_margin,
-                                      self_ensemble_forward, upscale_image, upscale_tensor, write_image)
+from lesrcnn_plugin.inference import (BT601_LUMA_RGB, ImageError, load_network, prepare_network, read_image,
+                                      receptive_field_margin, self_ensemble_forward, upscale_image, upscale_tensor,
+                                      write_image)
 
 
 def small(cls, *args, **kwargs):
@@ -271,3 +272,15 @@ def test_cli_with_the_official_weights_in_every_format(tmp_path, fmt):
     sr_rgb = read_image(tmp_path / 'out' / 'butterfly_x2.png')[..., ::-1].astype(int)
     expected = np.rint(np.clip(reference['x2_output'][0].transpose(1, 2, 0), 0, 1) * 255)
     assert np.abs(sr_rgb - expected).max() <= 1
+
+
+@pytest.mark.parametrize('fast', [True, False], ids=['fast', 'reference'])
+def test_prepare_network_leaves_the_model_untouched(fast):
+    model = NETWORKS['x2']()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    network = prepare_network(model, fast=fast, dtype=torch.bfloat16, channels_last=True)
+    assert next(network.parameters()).dtype == torch.bfloat16
+    assert all(v.dtype == torch.float32 and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    x = torch.rand(1, 3, 9, 10, generator=torch.Generator().manual_seed(10))
+    low = upscale_tensor(network, x, channels_last=True)
+    assert low.dtype == torch.float32 and (low - upscale_tensor(model, x)).abs().max() < 0.05
