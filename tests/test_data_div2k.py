@@ -3,6 +3,8 @@ and bad inputs. Crops are 48 pixels (step 24) instead of 480 to keep the test fa
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -39,6 +41,13 @@ def _read_db(path: Path) -> dict[str, np.ndarray]:
                   for key, value in txn.cursor()}
     env.close()
     return images
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited."""
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
 
 
 def _db_bytes(folder: Path) -> dict[str, bytes]:
@@ -112,7 +121,10 @@ def test_interrupted_run_resumes_to_identical_databases(div2k, tmp_path, monkeyp
     assert sorted(p.name for p in staging.iterdir() if not p.name.startswith('.')) == ['0001', '0002',
                                                                                      'settings.json']
     assert not list(div2k.glob('*.lmdb'))
-    (staging / '.0003.1234.abcd.partial').mkdir()  # a half-staged image, as a kill leaves it
+    # What a killed run leaves: a half-staged image and a half-written database.
+    dead_pid = _dead_pid()
+    (staging / f'.0003.{dead_pid}.0123abcd.partial').mkdir()
+    (div2k / f'.DIV2K_train_HR_sub.lmdb.{dead_pid}.0123abcd.tmp').mkdir()
 
     monkeypatch.setattr(prepare_div2k, 'image_records', real)
     calls = []
@@ -121,6 +133,7 @@ def test_interrupted_run_resumes_to_identical_databases(div2k, tmp_path, monkeyp
     assert calls == ['0003']  # only the missing image was processed again
     assert _db_bytes(div2k) == _db_bytes(reference)
     assert len(_db_bytes(div2k)) == 8
+    assert sorted(p.name for p in div2k.iterdir()) == sorted(['DIV2K_train_HR'] + [p.name for p in reference.iterdir()])
 
 
 def test_existing_databases_are_kept_unless_overwrite(div2k, capsys):

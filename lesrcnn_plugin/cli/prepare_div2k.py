@@ -38,7 +38,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..data import (DataError, crop_grid, encode_png, extract, imresize, list_images, make_sibling_dir, modcrop,
-                    read_image, scaled_crop, subimage_key, verify_lmdb, write_lmdb_records)
+                    read_image, remove_stale_temporaries, scaled_crop, subimage_key, verify_lmdb, write_lmdb_records)
 
 SPLITS = {'train': 'DIV2K_train', 'valid': 'DIV2K_valid'}
 _SETTINGS_FILE = 'settings.json'
@@ -174,8 +174,7 @@ class Staging:
             print(f'{self.root}: staged with other settings, starting over', file=sys.stderr)
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
-        for leftover in self.root.glob('.*.partial'):
-            shutil.rmtree(leftover, ignore_errors=True)
+        remove_stale_temporaries(self.root)
         if not settings_path.is_file():
             settings_path.write_text(wanted)
 

@@ -32,7 +32,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from ..data import DataError, imresize, list_images, make_sibling_dir, modcrop, read_image, write_png
+from ..data import (DataError, imresize, list_images, make_sibling_dir, modcrop, read_image,
+                    remove_stale_temporaries, write_png)
 
 # Names found in the wild (lower case, up to the first '_') -> the canonical set name.
 SET_NAMES = {'set5': 'Set5', 'set14': 'Set14', 'b100': 'BSD100', 'bsd100': 'BSD100', 'bsds100': 'BSD100',
@@ -215,6 +216,7 @@ def write_scale(found: FoundSet, scale: int, output: Path) -> str:
     """Write ``OUTPUT/<Set>/X{k}/{HR,LR}``, replacing an existing folder only once complete."""
     target = output / found.name / f'X{scale}'
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent, target.name)
     tmp = make_sibling_dir(target, 'tmp')
     counts = {'gray': 0, 'cropped': 0}
     try:

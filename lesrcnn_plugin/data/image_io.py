@@ -7,6 +7,8 @@ from deep inside a resize or an LMDB write.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -135,6 +137,46 @@ def make_sibling_dir(path: Path, suffix: str) -> Path:
             return candidate
         except FileExistsError:
             continue
+
+
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Delete what :func:`make_sibling_dir` made in ``folder`` for processes that no longer run.
+
+    A killed run leaves its temporary folders (``.<name>.<pid>.<random>.<tmp|old|partial>``) behind;
+    the next run removes them. Those of live processes are left alone.
+
+    Args:
+        folder: the folder to clean.
+        name: only temporaries made for this file or folder name; all when ``None``.
+
+    Returns:
+        The paths removed.
+    """
+    name_pattern = re.escape(name) if name is not None else '.+'
+    pattern = re.compile(rf'^\.{name_pattern}\.(\d+)\.[0-9a-f]{{8}}\.(tmp|old|partial)$')
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = pattern.match(entry.name)
+        if match and not _process_alive(int(match.group(1))):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import lmdb
 import numpy as np
 
-from .image_io import DataError, decode_image, encode_png, make_sibling_dir, png_shape
+from .image_io import DataError, decode_image, encode_png, make_sibling_dir, png_shape, remove_stale_temporaries
 
 META_INFO = 'meta_info.txt'
 # Initial address-space reservation; doubled whenever a batch does not fit. The file itself only
@@ -74,6 +74,7 @@ def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, 
     if db_path.exists() and not overwrite:
         raise DataError(f'{db_path} already exists (use overwrite to replace it)')
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(db_path.parent, db_path.name)
     tmp_dir = make_sibling_dir(db_path, 'tmp')
     count = 0
     try:
