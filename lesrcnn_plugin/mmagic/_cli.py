@@ -38,7 +38,10 @@ def load_config(args: argparse.Namespace) -> Config:
     except Exception as exc:  # mmengine raises many types for a broken config
         raise UserError(f'{path}: cannot load config ({type(exc).__name__}: {exc})') from exc
     if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+        try:
+            cfg.merge_from_dict(args.cfg_options)
+        except (KeyError, TypeError, IndexError) as exc:
+            raise UserError(f'--cfg-options {args.cfg_options} do not fit {path} ({type(exc).__name__}: {exc})') from exc
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get('work_dir'):
@@ -51,10 +54,29 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def _use_gloo_without_cuda(cfg: Config) -> None:
-    # NCCL needs GPUs; on a CPU-only machine a multi-process run can still use gloo.
-    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
-    if backend == 'nccl' and not torch.cuda.is_available():
+    # NCCL needs GPUs; on a CPU-only machine a multi-process run can still use gloo, and DDP must
+    # not be given device ids (mmengine passes LOCAL_RANK as one unless the config says otherwise).
+    if torch.cuda.is_available():
+        return
+    if cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl') == 'nccl':
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+
+
+def init_cpu_process_group(cfg: Config) -> None:
+    """Start the process group for ``--launcher pytorch`` on a machine without CUDA.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` unconditionally, which fails without
+    a GPU; it skips its own initialisation when a process group exists, so one is started here from
+    torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) with the config's backend.
+    """
+    import torch.distributed as dist
+
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    dist.init_process_group(backend=dist_cfg.pop('backend', 'gloo'), **dist_cfg)
 
 
 def mmengine_checkpoint_globals() -> contextlib.AbstractContextManager:

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
-from ._cli import UserError, add_common_arguments, load_config, mmengine_checkpoint_globals
+from ._cli import UserError, add_common_arguments, init_cpu_process_group, load_config, mmengine_checkpoint_globals
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     try:
         load_generator_weights(runner.model, args.checkpoint)

@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import sys
 
-from ._cli import UserError, add_common_arguments, load_config, mmengine_checkpoint_globals
+from ._cli import UserError, add_common_arguments, init_cpu_process_group, load_config, mmengine_checkpoint_globals
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
 
     from mmengine.runner import Runner
 
+    init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals() if cfg.resume else contextlib.nullcontext():
         runner.train()
