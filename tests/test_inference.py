@@ -284,3 +284,16 @@ def test_prepare_network_leaves_the_model_untouched(fast):
     x = torch.rand(1, 3, 9, 10, generator=torch.Generator().manual_seed(10))
     low = upscale_tensor(network, x, channels_last=True)
     assert low.dtype == torch.float32 and (low - upscale_tensor(model, x)).abs().max() < 0.05
+
+
+def test_cli_needs_and_takes_the_variant_of_an_ablation(tmp_path, capsys):
+    torch.manual_seed(11)
+    model = LESRCNN(2, variant='ieeb').eval()
+    save_checkpoint(model.state_dict(), tmp_path / 'ieeb.pth', 'basicsr')
+    write_pngs(tmp_path / 'in', count=1, size=(6, 7))
+    args = ['-c', str(tmp_path / 'ieeb.pth'), str(tmp_path / 'in'), '-o', str(tmp_path / 'out')]
+    assert upscale_cli.main(args) == 1
+    assert 'pass the variant' in capsys.readouterr().err
+    assert upscale_cli.main(args + ['--variant', 'ieeb', '--arch', 'LESRCNN']) == 0
+    expected = upscale_image(model, read_image(tmp_path / 'in' / 'img0.png'))
+    assert np.abs(read_image(tmp_path / 'out' / 'img0_x2.png').astype(int) - expected).max() <= 1
