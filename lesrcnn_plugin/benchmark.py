@@ -41,7 +41,9 @@ from .archs import LESRCNNBody
 from .archs.fast import FastLESRCNN, fused_kernels_available
 from .complexity import InputSize, count_complexity, default_scale
 
-DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+#: ``fp32`` is strict float32 (TF32 disabled); ``tf32`` stores float32 but lets CUDA convolutions and
+#: matrix products use TF32 tensor cores (PyTorch's default for cuDNN convolutions; no effect on CPU).
+DTYPES = {'fp32': torch.float32, 'tf32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 MEMORY_FORMATS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}
 PATHS = ('reference', 'fast')
 
@@ -60,7 +62,7 @@ class Setting:
 
     Attributes:
         path: ``'reference'`` (the network as the authors compute it) or ``'fast'`` (``FastLESRCNN``).
-        dtype: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (weights and input).
+        dtype: ``'fp32'``, ``'tf32'``, ``'fp16'`` or ``'bf16'`` (weights and input; see ``DTYPES``).
         memory_format: ``'nchw'`` or ``'channels_last'`` (weights and input).
         compile: Run through ``torch.compile``.
         threads: CPU threads (``None``: PyTorch's default; ignored on CUDA).
@@ -179,9 +181,20 @@ def build_runner(model: LESRCNNBody, setting: Setting, device: torch.device, sca
     runner = torch.compile(run) if setting.compile else run
 
     def call(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), tf32_mode(setting.dtype == 'tf32'):
             return runner(x)
     return call
+
+
+@contextlib.contextmanager
+def tf32_mode(allowed: bool):
+    """Allow or forbid TF32 in CUDA convolutions and matrix products for the duration of a call."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def make_input(size: InputSize, batch: int, setting: Setting, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -250,8 +263,9 @@ def _prepare(job: _Job, device: torch.device, warmup: int, min_block_seconds: fl
         return time.perf_counter() - start
     one_call = _with_threads(job.threads, warm)
     job.calls_per_block = max(1, int(min_block_seconds / max(one_call, 1e-9)))
-    kwargs = {'num_threads': job.threads} if job.threads else {}
-    job.timer = torch_benchmark.Timer(stmt='fn()', globals={'fn': job.fn}, **kwargs)
+    # Timer runs with one thread unless told otherwise: pass the count the warm-up ran with.
+    job.timer = torch_benchmark.Timer(stmt='fn()', globals={'fn': job.fn},
+                                      num_threads=job.threads or torch.get_num_threads())
 
 
 def _run_rounds(jobs: Sequence[_Job], repeats: int, progress: Callable | None) -> None:
@@ -276,7 +290,7 @@ def _roofline_fn(setting: Setting, device: torch.device, probe: str) -> Callable
             return F.conv2d(x, weight, padding=1)
 
     def call() -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), tf32_mode(setting.dtype == 'tf32'):
             return conv()
     return call
 
