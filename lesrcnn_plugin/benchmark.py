@@ -30,12 +30,13 @@ import os
 import platform
 import sys
 import time
+import timeit
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torch.utils import benchmark as torch_benchmark
+from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 
 from .archs import LESRCNNBody
 from .archs.fast import FastLESRCNN, fused_kernels_available
@@ -247,7 +248,7 @@ class _Job:
     key: tuple
     fn: Callable[[], object]
     threads: int | None
-    timer: torch_benchmark.Timer | None = None
+    timer: timeit.Timer | None = None
     calls_per_block: int = 1
     samples: list[float] = dataclasses.field(default_factory=list)
 
@@ -263,16 +264,18 @@ def _prepare(job: _Job, device: torch.device, warmup: int, min_block_seconds: fl
         return time.perf_counter() - start
     one_call = _with_threads(job.threads, warm)
     job.calls_per_block = max(1, int(min_block_seconds / max(one_call, 1e-9)))
-    # Timer runs with one thread unless told otherwise: pass the count the warm-up ran with.
-    job.timer = torch_benchmark.Timer(stmt='fn()', globals={'fn': job.fn},
-                                      num_threads=job.threads or torch.get_num_threads())
+    # torch.utils.benchmark's clock synchronises the accelerator when it reads the time. Its Timer is
+    # not used directly because Timer.timeit runs two untimed calls before every timed block, which
+    # would triple the cost of each interleaved round.
+    job.timer = timeit.Timer(stmt=job.fn, timer=synchronized_clock)
 
 
 def _run_rounds(jobs: Sequence[_Job], repeats: int, progress: Callable | None) -> None:
     for round_index in range(repeats):
         order = jobs if round_index % 2 == 0 else list(reversed(jobs))
         for job in order:
-            job.samples.append(job.timer.timeit(job.calls_per_block).median)
+            seconds = _with_threads(job.threads, lambda: job.timer.timeit(job.calls_per_block))
+            job.samples.append(seconds / job.calls_per_block)
         if progress:
             progress()
 
