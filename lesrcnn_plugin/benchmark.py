@@ -503,14 +503,21 @@ def plot_runtime(rows: Sequence[Row], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for setting in dict.fromkeys(r.setting for r in rows if r.kind == 'net'):
+    figure, axis = plt.subplots(figsize=(9, 4.8))
+    settings = list(dict.fromkeys(r.setting for r in rows if r.kind == 'net'))
+    # One colour per way of running the arithmetic; solid lines for the reference, dashed for the fast path.
+    variants = list(dict.fromkeys(dataclasses.replace(s, path='') for s in settings))
+    colours = plt.get_cmap('tab20' if len(variants) > 10 else 'tab10')
+    for setting in settings:
         series = sorted((r for r in rows if r.kind == 'net' and r.setting == setting), key=lambda r: r.hr[0] * r.hr[1])
         megapixels = [r.hr[0] * r.hr[1] / 1e6 for r in series]
         medians = np.array([r.timing.median for r in series]) * 1e3
         errors = [medians - np.array([r.timing.p10 for r in series]) * 1e3,
                   np.array([r.timing.p90 for r in series]) * 1e3 - medians]
-        axis.errorbar(megapixels, medians, yerr=errors, marker='o', capsize=3, label=setting.label)
+        colour = colours(variants.index(dataclasses.replace(setting, path='')) % colours.N)
+        axis.errorbar(megapixels, medians, yerr=errors, marker='o' if setting.path == 'reference' else 's',
+                      linestyle='-' if setting.path == 'reference' else '--', color=colour, capsize=3,
+                      label=setting.label)
     axis.set_xlabel('output size (megapixels)')
     axis.set_ylabel('median time per batch (ms)')
     if len({r.hr for r in rows if r.kind == 'net'}) > 1:
@@ -518,7 +525,7 @@ def plot_runtime(rows: Sequence[Row], path: str, title: str) -> None:
         axis.set_yscale('log')
     axis.set_title(title, fontsize=9)
     axis.grid(True, which='both', alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     _save_figure(figure, path)
 
