@@ -161,8 +161,13 @@ def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) ->
     scales = upsampler_scales(state)
     if not scales:
         raise CheckpointError('no upsampler weights found: cannot tell the scale')
+    shallow = state.get('information_extraction.shallow.weight')
+    if shallow is None:
+        raise CheckpointError("no 'information_extraction.shallow.weight': cannot tell the width")
+    # Only a non-default width is passed, so the guess reads like the constructor call one would write.
+    width = {} if shallow.shape[0] == 64 else {'num_feat': shallow.shape[0]}
     if any('branch5x5' in k for k in state):
-        return 'DualKernelLESRCNN', {'upscale': scales[0]}
+        return 'DualKernelLESRCNN', {'upscale': scales[0], **width}
     if variant is None:
         fuse_shape = state.get('information_extraction.stages.0.fuse.weight')
         if fuse_shape is not None and fuse_shape.shape[-1] == 3:
@@ -172,8 +177,8 @@ def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) ->
         else:
             raise CheckpointError('an ablation checkpoint without an IRB (ieeb_rb, ieeb or hn): pass the variant')
     if len(scales) > 1:
-        return 'MultiScaleLESRCNN', {'scales': scales, 'default_scale': scales[0], 'variant': variant}
-    return 'LESRCNN', {'upscale': scales[0], 'variant': variant}
+        return 'MultiScaleLESRCNN', {'scales': scales, 'default_scale': scales[0], 'variant': variant, **width}
+    return 'LESRCNN', {'upscale': scales[0], 'variant': variant, **width}
 
 
 def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None, variant: str | None = None,

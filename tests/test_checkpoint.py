@@ -89,6 +89,13 @@ def test_infer_arch_reads_scale_and_variant():
         infer_arch(LESRCNN(2, variant='hn').state_dict())
 
 
+def test_infer_arch_reads_width(tmp_path):
+    assert infer_arch(LESRCNN(3, num_feat=16).state_dict()) == ('LESRCNN', {'upscale': 3, 'variant': 'full', 'num_feat': 16})
+    path = tmp_path / 'narrow.pth'
+    save_checkpoint(random_state(DualKernelLESRCNN(2, num_feat=8)), path, 'basicsr')
+    assert load_model(path).information_extraction.shallow.out_channels == 8
+
+
 def test_missing_key_is_named():
     model = LESRCNN(2)
     state = model.state_dict()
