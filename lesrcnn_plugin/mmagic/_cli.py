@@ -79,6 +79,19 @@ def init_cpu_process_group(cfg: Config) -> None:
     dist.init_process_group(backend=dist_cfg.pop('backend', 'gloo'), **dist_cfg)
 
 
+def close_process_group() -> None:
+    """Wait for every rank, then tear the process group down before the interpreter exits.
+
+    mmengine leaves it open; with gloo a rank exiting while another still holds the group can abort
+    ("terminate called without an active exception") after the work is done.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def mmengine_checkpoint_globals() -> contextlib.AbstractContextManager:
     """Let ``torch.load(weights_only=True)`` read mmengine's own training checkpoints.
 

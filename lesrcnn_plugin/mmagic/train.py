@@ -16,7 +16,8 @@ import argparse
 import contextlib
 import sys
 
-from ._cli import UserError, add_common_arguments, init_cpu_process_group, load_config, mmengine_checkpoint_globals
+from ._cli import (UserError, add_common_arguments, close_process_group, init_cpu_process_group, load_config,
+                   mmengine_checkpoint_globals)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals() if cfg.resume else contextlib.nullcontext():
         runner.train()
+    close_process_group()
     return 0
 
 
