@@ -88,7 +88,7 @@ def load_network(args: argparse.Namespace):
     return name, kwargs, build_network(name, **kwargs)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
     """Measure, write the files, and return what was written (paths and the JSON document)."""
     name, kwargs, model = load_network(args)
     scale = args.scale or default_scale(model)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
     compared = comparisons(rows, scale, torch.device(args.device).type)
     title = args.title or f'{name} x{scale}, {env.get("gpu") or env["device"]}'
     document = {'title': title, 'network': name, 'arch_kwargs': kwargs, 'scale': scale, 'environment': env,
-                'command': 'lesrcnn-measure-runtime ' + ' '.join(sys.argv[1:]) if sys.argv else '',
+                'command': ' '.join(['lesrcnn-measure-runtime', *argv]),
                 'targets': TARGETS, 'rows': [row.to_dict() for row in rows], 'comparisons': compared}
     markdown = format_markdown(rows, compared, env, title)
     stem = os.path.join(args.output_dir, args.prefix)
@@ -129,9 +129,10 @@ def _csv(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     try:
-        outcome = run(args)
+        outcome = run(args, argv)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
