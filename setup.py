@@ -27,7 +27,8 @@ EXTRAS = {
     # --no-build-isolation into an environment that already has torch (see README).
     'basicsr': ['basicsr==1.4.2', 'tensorboard'],
     # mmcv must be built with compiled ops (mmcv.ops); see tools/setup_env.sh.
-    'mmagic': ['mmagic==1.2.0', 'mmengine>=0.10.5,<0.11', 'mmcv>=2.0.0,<2.2.0'],
+    # mmagic.datasets imports albumentations, which mmagic 1.2.0 does not declare.
+    'mmagic': ['mmagic==1.2.0', 'mmengine>=0.10.5,<0.11', 'mmcv>=2.0.0,<2.2.0', 'albumentations<1.4'],
     'dev': ['pytest>=7', 'onnx', 'onnxruntime', 'matplotlib', 'scikit-image'],
 }
 EXTRAS['all'] = EXTRAS['basicsr'] + EXTRAS['mmagic']

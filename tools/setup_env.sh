@@ -26,7 +26,7 @@ imports_ok() {
     "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
 from lesrcnn_plugin.compat import install_torchvision_alias
 install_torchvision_alias()
-import basicsr, cv2, mmagic, mmagic.models, mmcv.ops, lesrcnn_plugin
+import basicsr, cv2, mmagic, mmagic.datasets, mmagic.models, mmcv.ops, lesrcnn_plugin
 PY
 }
 
@@ -95,7 +95,7 @@ pip install -q -c "$CONSTRAINTS" --no-build-isolation -e ".[all,dev]"
 
 step "check imports (basicsr, mmagic, mmcv.ops, cv2)"
 if ! imports_ok; then
-    "$VENV/bin/python" -c 'from lesrcnn_plugin.compat import install_torchvision_alias; install_torchvision_alias(); import basicsr, cv2, mmagic, mmagic.models, mmcv.ops' || true
+    "$VENV/bin/python" -c 'from lesrcnn_plugin.compat import install_torchvision_alias; install_torchvision_alias(); import basicsr, cv2, mmagic, mmagic.datasets, mmagic.models, mmcv.ops' || true
     echo "make setup: the imports fail; if mmcv.ops is the culprit, delete $WHEEL_CACHE and rerun" >&2
     exit 1
 fi
