@@ -466,7 +466,8 @@ def format_markdown(rows: Sequence[Row], compared: Sequence[Mapping], env: Mappi
         memory = '-' if row.peak_memory_mb is None else f'{row.peak_memory_mb:.0f}'
         lines.append(f'| {row.setting.label} | {row.size} | {_hw(row.lr)} -> {_hw(row.hr)} | '
                      f'{row.timing.median * 1e3:.1f} | {row.timing.p10 * 1e3:.1f} | {row.timing.p90 * 1e3:.1f} | '
-                     f'{row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | {row.gmacs_per_s:.1f} | {memory} | {diff} |')
+                     f'{row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | {row.gmacs_per_s:.1f} | '
+                     f'{memory} | {diff} |')
     probes = [r for r in rows if r.kind == 'roofline']
     if probes:
         lines += ['', 'Roofline probe: one 64->64 3x3 convolution on 1x64x256x256 '
@@ -480,7 +481,8 @@ def format_markdown(rows: Sequence[Row], compared: Sequence[Mapping], env: Mappi
     if compared:
         lines += ['', 'Reference vs fast path (same run; speed-up = reference median / fast median; roofline '
                   'fraction = fast path GMAC/s executed / fastest probe GMAC/s):', '',
-                  '| comparison | size | value | max abs diff | target | met |', '| --- | --- | ---: | ---: | ---: | --- |']
+                  '| comparison | size | value | max abs diff | target | met |',
+                  '| --- | --- | ---: | ---: | ---: | --- |']
         for item in compared:
             diff = '-' if item['max_abs_diff'] is None else f'{item["max_abs_diff"]:.1e}'
             target = '-' if item['target'] is None else f'{item["target"]:.2f}'
@@ -556,7 +558,8 @@ def read_results(path: str) -> list[dict]:
     for index, record in enumerate(records):
         missing = [key for key in RESULT_COLUMNS if key not in record]
         if missing:
-            raise ValueError(f'{path}: result {index + 1} lacks {", ".join(missing)} (needs {", ".join(RESULT_COLUMNS)})')
+            raise ValueError(f'{path}: result {index + 1} lacks {", ".join(missing)} '
+                             f'(needs {", ".join(RESULT_COLUMNS)})')
         try:
             parsed.append({'name': str(record['name']), 'params': float(record['params']),
                            'macs': float(record['macs']), 'psnr': float(record['psnr']),
