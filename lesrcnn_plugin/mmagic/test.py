@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
-from ._cli import (UserError, add_common_arguments, close_process_group, init_cpu_process_group, load_config,
+from ._cli import (UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config,
                    mmengine_checkpoint_globals)
 
 
@@ -105,12 +105,12 @@ def main(argv=None) -> int:
         print(f'error: {exc}', file=sys.stderr)
         return 1
     metrics = collect_test_metrics(runner)
-    close_process_group()
     if is_main_process():
         for key, value in metrics.items():
             print(f'{key}: {value:.4f}')
         if args.out:
             write_json(metrics, args.out)
+    end_distributed_run()
     return 0
 
 

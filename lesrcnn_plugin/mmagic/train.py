@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import sys
 
-from ._cli import (UserError, add_common_arguments, close_process_group, init_cpu_process_group, load_config,
+from ._cli import (UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config,
                    mmengine_checkpoint_globals)
 
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals() if cfg.resume else contextlib.nullcontext():
         runner.train()
-    close_process_group()
+    end_distributed_run()
     return 0
 
 
