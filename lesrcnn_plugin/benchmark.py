@@ -13,7 +13,7 @@ How a measurement is taken (``measure_runtime``):
 * Reported: median time per image batch with the 10th and 90th percentiles over the rounds, images/s,
   output megapixels/s, peak memory of one forward pass (CUDA: ``max_memory_allocated`` above the
   memory held before the call; CPU: the peak of PyTorch's tensor allocations recorded by the
-  profiler, the weights and the input excluded), and for every setting but the fp32 NCHW reference
+  profiler, the weights and the input excluded, not available for compiled code), and for every setting but the fp32 NCHW reference
   the maximum absolute difference of its output from that reference's output.
 * Roofline: one 64->64 3x3 convolution on a 1x64x256x256 map, timed in the same rounds, for each
   dtype, memory format and thread count in use, both through PyTorch's convolution and (CPU, fp32)
@@ -206,7 +206,11 @@ def make_input(size: InputSize, batch: int, setting: Setting, device: torch.devi
 
 
 def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | None:
-    """Peak memory PyTorch allocates while ``fn`` runs, above what was allocated before (MiB)."""
+    """Peak memory PyTorch allocates while ``fn`` runs, above what was allocated before (MiB).
+
+    On CPU the profiler's allocation records are used; they miss the buffers of ``torch.compile``d
+    code, so compiled CPU settings are reported without a peak.
+    """
     if device.type == 'cuda':
         _synchronize(device)
         before = torch.cuda.memory_allocated(device)
@@ -360,7 +364,8 @@ def measure_runtime(model: LESRCNNBody, sizes: Sequence[InputSize], settings: Se
                                     outputs[next(s for s in settings if s.is_reference)])
             rows.append(Row('net', setting, size.label, size.lr, size.hr, batch,
                             Timing.from_samples(job.samples, job.calls_per_block), macs[setting.path],
-                            peak_memory_mb=_with_threads(setting.threads, lambda: peak_memory_mb(job.fn, device)),
+                            peak_memory_mb=None if setting.compile and device.type == 'cpu'  # see peak_memory_mb
+                            else _with_threads(setting.threads, lambda: peak_memory_mb(job.fn, device)),
                             max_abs_diff=None if setting.is_reference
                             else float((outputs[setting] - reference).abs().max())))
         for job in jobs:
