@@ -13,8 +13,9 @@ How a measurement is taken (``measure_runtime``):
 * Reported: median time per image batch with the 10th and 90th percentiles over the rounds, images/s,
   output megapixels/s, peak memory of one forward pass (CUDA: ``max_memory_allocated`` above the
   memory held before the call; CPU: the peak of PyTorch's tensor allocations recorded by the
-  profiler, the weights and the input excluded, not available for compiled code), and for every setting but the fp32 NCHW reference
-  the maximum absolute difference of its output from that reference's output.
+  profiler, the weights and the input excluded, not available for compiled code), and for every
+  setting but the fp32 NCHW reference the maximum absolute difference of its output from that
+  reference's output.
 * Roofline: one 64->64 3x3 convolution on a 1x64x256x256 map, timed in the same rounds, for each
   dtype, memory format and thread count in use, both through PyTorch's convolution and (CPU, fp32)
   through oneDNN's convolution as the fast path calls it; the faster of the two is this machine's
