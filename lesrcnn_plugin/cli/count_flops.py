@@ -6,7 +6,7 @@ Examples::
     lesrcnn-count-flops --arch LESRCNN --scale 4 --preset 256 512 1024 720p
     lesrcnn-count-flops --arch MultiScaleLESRCNN --scales 2 3 4 --scale 3 --lr-size 100x120
     lesrcnn-count-flops -opt options/train_lesrcnn_x2.yml --format csv --output counts.csv
-    lesrcnn-count-flops --config configs/lesrcnn/lesrcnn_x2c64_div2k.py --format json
+    lesrcnn-count-flops --config configs/lesrcnn/lesrcnn_x2_div2k.py --format json
 
 Parameters count once; MACs and activations count every call, so the RB upsampler, which runs on
 the deep and on the shallow features, counts twice. FLOPs = 2 x MACs. The conventions are printed
