@@ -108,3 +108,23 @@ def test_rejects_foreign_module_and_unknown_scale(image):
         FastLESRCNN(torch.nn.Conv2d(3, 3, 1))
     with pytest.raises(ValueError, match='scales'):
         FastLESRCNN(randomised(LESRCNN(2)))(image, scale=3)
+
+
+@pytest.mark.skipif(not fused_kernels_available(), reason='this PyTorch build has no oneDNN fused convolutions')
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize('network', [LESRCNN(2), LESRCNN(3), DualKernelLESRCNN(4), LESRCNN(2, variant='ieeb_rb')],
+                         ids=['x2', 'x3', 'dual_kernel_x4', 'ieeb_rb'])
+def test_irb_strips_are_exact(monkeypatch, image, network, memory_format):
+    """Strips of 2 rows (far smaller than any real strip) exercise the halo at every boundary."""
+    from lesrcnn_plugin.archs import fast as fast_module
+
+    reference = randomised(network)
+    fast = FastLESRCNN(reference, fuse_kernels=True).to(memory_format=memory_format)
+    x = image.contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        whole = fast(x)
+        monkeypatch.setattr(fast_module, '_STRIP_PIXELS', 2 * x.shape[-1] * network.scales[0])
+        strips = fast(x)
+    assert torch.equal(strips, whole)
+    assert strips.is_contiguous(memory_format=memory_format)
+    assert max_difference(reference, fast, x) < TOLERANCE
