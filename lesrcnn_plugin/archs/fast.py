@@ -19,9 +19,10 @@ And three rewrites of the execution, not of the arithmetic:
   the kernels ``torch.compile`` uses on CPU). Each feature map is then written once, instead of
   once by the convolution and again by each element-wise operation: on a 2-core CPU the element-wise
   passes cost about a third of the reference's time.
-* On that fused CPU path, the IRB (at HR resolution) runs in horizontal strips of at most
-  256x256 pixels, each with a halo of one row per 3x3 layer, so that its feature maps stay in cache;
-  the rows kept from each strip are computed exactly as in the whole image.
+* On that fused CPU path, the RB upsampler and the IRB (everything at HR resolution) run in
+  horizontal strips of at most 256x256 output pixels, each with a halo of LR rows wide enough for
+  every layer's context, so that their feature maps stay in cache; the rows kept from each strip are
+  computed exactly as in the whole image.
 * Elsewhere (CUDA, float16, bfloat16, or ``fuse_kernels=False``) the same graph runs with PyTorch's
   convolutions and in-place ReLUs and sums, which avoid allocating a fresh tensor per operation.
 
@@ -36,6 +37,7 @@ channels_last input is the fastest on CPU) and returns the output in the input's
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -43,7 +45,7 @@ from torch.nn import functional as F
 
 from .blocks import DualKernelConv, LESRCNNBody, SubPixelUpsampler
 
-#: Pixels per strip of the IRB on the fused CPU path: a 64-channel float32 map of this size (16 MiB)
+#: Output pixels per strip of the RB and IRB on the fused CPU path: a 64-channel float32 map of this size (16 MiB)
 #: is what one 3x3 convolution processes at full speed from cache on a 2-core development machine
 #: (the 256x256 map of the benchmark's roofline probe); larger maps are streamed from memory.
 _STRIP_PIXELS = 256 * 256
@@ -179,30 +181,35 @@ class FastLESRCNN(nn.Module):
         if self.fuse_shallow:
             # up(deep) + up(shallow) == up2(deep + shallow); h is ours to overwrite (never h_0 here).
             h = h.add_(shallow) if h is not shallow else h + shallow
-        return self._refine(self._upsample(h, scale, fused), fused)
+        return self._reconstruct(h, scale, fused)
 
-    def _refine_rows(self, features: torch.Tensor, fused: bool) -> torch.Tensor:
+    def _reconstruct_rows(self, h: torch.Tensor, scale: int, fused: bool) -> torch.Tensor:
+        features = self._upsample(h, scale, fused)
         for conv in self.refinement_convs:
             features = _conv(features, conv, fused, relu=True)
         return _conv(features, self.to_rgb, fused)
 
-    def _refine(self, features: torch.Tensor, fused: bool) -> torch.Tensor:
-        """The IRB at HR resolution; on the fused CPU path, in horizontal strips.
+    def _reconstruct(self, h: torch.Tensor, scale: int, fused: bool) -> torch.Tensor:
+        """RB upsampling and the IRB; on the fused CPU path, in horizontal strips.
 
-        A 64-channel HR map is several times the CPU's cache (67 MB at 512x512), so every IRB
-        layer streams it from memory. Run strip by strip, each layer's input and output stay in
-        cache. Each strip carries ``halo`` extra rows on each side (one per 3x3 layer), so the rows
-        it keeps saw exactly the context of the whole-image computation: the result is identical.
+        The upsampled 64-channel map is several times the CPU's cache (67 MB at 512x512 output), so
+        the upsampler's output, the pixel shuffle and every IRB layer would stream it from memory.
+        Run strip by strip (at most ``_STRIP_PIXELS`` output pixels each), every map stays in cache.
+        Each strip carries ``halo`` extra LR rows on each side, enough for every upsampler and IRB
+        layer's context, so the rows it keeps are computed exactly as in the whole image.
         """
-        height, width = features.shape[-2:]
-        rows = max(1, _STRIP_PIXELS // width)
+        height, width = h.shape[-2:]
+        rows = max(1, _STRIP_PIXELS // (width * scale * scale))
         if not fused or rows >= height:
-            return self._refine_rows(features, fused)
-        halo = sum(conv.padding[0] for conv in (*self.refinement_convs, self.to_rgb))
+            return self._reconstruct_rows(h, scale, fused)
+        upsampler_halo = sum(layer.padding[0] for layer in self.upsamplers[f'x{scale}']
+                             if isinstance(layer, nn.Conv2d))
+        irb_halo = sum(conv.padding[0] for conv in (*self.refinement_convs, self.to_rgb))
+        halo = upsampler_halo + math.ceil(irb_halo / scale)
         strips = []
         for top in range(0, height, rows):
             bottom = min(height, top + rows)
             start, stop = max(0, top - halo), min(height, bottom + halo)
-            out = self._refine_rows(features[:, :, start:stop], fused)
-            strips.append(out[:, :, top - start:bottom - start])
+            out = self._reconstruct_rows(h[:, :, start:stop], scale, fused)
+            strips.append(out[:, :, (top - start) * scale:(bottom - start) * scale])
         return torch.cat(strips, dim=2)
