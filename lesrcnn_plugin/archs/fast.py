@@ -198,9 +198,11 @@ class FastLESRCNN(nn.Module):
         Each strip carries ``halo`` extra LR rows on each side, enough for every upsampler and IRB
         layer's context, so the rows it keeps are computed exactly as in the whole image.
         """
+        if not fused:
+            return self._reconstruct_rows(h, scale, fused)
         height, width = h.shape[-2:]
         rows = max(1, _STRIP_PIXELS // (width * scale * scale))
-        if not fused or rows >= height:
+        if rows >= height:
             return self._reconstruct_rows(h, scale, fused)
         upsampler_halo = sum(layer.padding[0] for layer in self.upsamplers[f'x{scale}']
                              if isinstance(layer, nn.Conv2d))
