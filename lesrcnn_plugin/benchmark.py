@@ -42,6 +42,7 @@ from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 from .archs import LESRCNNBody
 from .archs.fast import FastLESRCNN, fused_kernels_available
 from .complexity import InputSize, count_complexity, default_scale
+from .fileio import atomic_path
 
 #: ``fp32`` is strict float32 (TF32 disabled); ``tf32`` stores float32 but lets CUDA convolutions and
 #: matrix products use TF32 tensor cores (PyTorch's default for cuDNN convolutions; no effect on CPU).
@@ -600,13 +601,8 @@ def plot_quality(results: Sequence[Mapping], path: str) -> None:
 
 def _save_figure(figure, path: str) -> None:
     from matplotlib import pyplot as plt
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{os.path.basename(path)}')
     try:
-        figure.savefig(temporary, dpi=120, format='png')
-        os.replace(temporary, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=120, format='png')
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.unlink(temporary)

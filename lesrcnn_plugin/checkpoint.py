@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from .archs import build_arch
+from .fileio import atomic_path
 
 FORMATS = ('official', 'basicsr', 'mmagic', 'plain')
 
@@ -261,16 +261,8 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
         payload = {'meta': dict(meta or {}), 'state_dict': {f'generator.{k}': v for k, v in state.items()}}
     else:
         payload = state
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ['CheckpointError', 'FORMATS', 'detect_format', 'infer_arch', 'load_model', 'load_strict',

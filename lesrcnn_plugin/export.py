@@ -17,7 +17,6 @@ checked against the float32 PyTorch network with ``FP16_TOLERANCE``, as half pre
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,8 @@ from torch import nn
 
 from .archs.blocks import LESRCNNBody
 from .archs.fast import FastLESRCNN
-from .inference import network_scale, publish_file
+from .fileio import atomic_path
+from .inference import network_scale
 
 #: ONNX opset the graph is written with.
 DEFAULT_OPSET = 17
@@ -83,23 +83,14 @@ def export_onnx(model: LESRCNNBody, path: str | os.PathLike, scale: int | None =
     """
     network = exportable_network(model, scale, fast, fp16)
     dummy = torch.rand(1, 3, 32, 32, dtype=torch.float16 if fp16 else torch.float32)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix='.tmp.onnx', dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of the dynamo one (which needs onnxscript);
-            # it still writes these graphs exactly.
-            warnings.simplefilter('ignore', DeprecationWarning)
-            torch.onnx.export(network, (dummy,), tmp, dynamo=False, opset_version=opset, input_names=['lr'],
-                              output_names=['sr'], dynamic_axes={'lr': {0: 'batch', 2: 'height', 3: 'width'},
-                                                                 'sr': {0: 'batch', 2: 'sr_height', 3: 'sr_width'}})
-        publish_file(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one (which needs onnxscript);
+        # it still writes these graphs exactly.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        torch.onnx.export(network, (dummy,), str(tmp), dynamo=False, opset_version=opset, input_names=['lr'],
+                          output_names=['sr'], dynamic_axes={'lr': {0: 'batch', 2: 'height', 3: 'width'},
+                                                             'sr': {0: 'batch', 2: 'sr_height', 3: 'sr_width'}})
+    return Path(path)
 
 
 def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | None = None,

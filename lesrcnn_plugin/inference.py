@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from torch import nn
 from .archs.blocks import DualKernelConv, LESRCNNBody
 from .archs.fast import FastLESRCNN
 from .checkpoint import CheckpointError, model_from_state, read_checkpoint, to_plugin_state, upsampler_scales
+from .fileio import atomic_path
 
 #: File extensions picked up when a folder is given (explicitly named files are read whatever their name).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -79,23 +79,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     if not ok:
         raise ImageError(f'{path}: OpenCV cannot encode a {image.dtype} image with {_channels(image)} channel(s) '
                          f'as {path.suffix}')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(encoded.tobytes())
-        publish_file(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the usual permissions (``mkstemp`` makes it 0600) and move it into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
 
 
 def _channels(image: np.ndarray) -> int:

@@ -30,6 +30,8 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
+from ..fileio import atomic_path
+
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -208,9 +210,8 @@ class LESRCNNModel(SRModel):
         if self.grad_scaler is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
         path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        tmp_path = f'{path}.tmp'
-        torch.save(state, tmp_path)
-        os.replace(tmp_path, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

@@ -18,14 +18,13 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 
 from ..archs import ARCHS, VARIANTS
 from ..complexity import (PRESETS, ComplexityReport, build_network, count_complexity, csv_rows, default_scale,
                           format_markdown, input_size, network_from_basicsr_options, network_from_mmagic_config,
                           parse_size)
+from ..fileio import atomic_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,16 +95,8 @@ def render(reports: list[ComplexityReport], fmt: str) -> str:
 
 def write_atomically(text: str, path: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8', newline='') as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding='utf-8', newline='')
 
 
 def main(argv=None) -> int:

@@ -15,15 +15,18 @@ largest difference is printed, and a failed check exits with status 1 and writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..archs import ARCHS
 from ..checkpoint import CheckpointError
 from ..export import DEFAULT_OPSET, FP16_TOLERANCE, FP32_TOLERANCE, export_onnx, onnx_parity
-from ..inference import load_network, network_scale, publish_file
+from ..fileio import atomic_path
+from ..inference import load_network, network_scale
+
+
+class ParityError(Exception):
+    """The ONNX model's output is further from PyTorch's than the tolerance."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,27 +56,24 @@ def main(argv=None) -> int:
         return 1
     scale = network_scale(model)
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # Export beside the target and move it into place only once the check has passed.
-    fd, candidate = tempfile.mkstemp(prefix=f'.{output.stem}.', suffix='.check.onnx', dir=output.parent)
-    os.close(fd)
     try:
-        export_onnx(model, candidate, scale=scale, fast=not args.reference, fp16=args.fp16, opset=args.opset)
-        difference = onnx_parity(candidate, model, scale)
-        path = 'reference network' if args.reference else 'fast path'
-        precision = 'fp16' if args.fp16 else 'fp32'
-        verdict = 'ok' if difference <= tolerance else 'FAILED'
-        print(f'{type(model).__name__} x{scale} ({path}, {precision}, opset {args.opset}): max |onnxruntime - '
-              f'PyTorch| = {difference:.3g} (tolerance {tolerance:g}) {verdict}')
-        if difference > tolerance:
-            print(f'error: parity check failed; {output} not written', file=sys.stderr)
-            return 1
-        publish_file(candidate, output)
+        # The export becomes `output` only if the parity check passes; otherwise it is deleted.
+        with atomic_path(output) as candidate:
+            export_onnx(model, candidate, scale=scale, fast=not args.reference, fp16=args.fp16, opset=args.opset)
+            difference = onnx_parity(candidate, model, scale)
+            path = 'reference network' if args.reference else 'fast path'
+            precision = 'fp16' if args.fp16 else 'fp32'
+            verdict = 'ok' if difference <= tolerance else 'FAILED'
+            print(f'{type(model).__name__} x{scale} ({path}, {precision}, opset {args.opset}): max |onnxruntime - '
+                  f'PyTorch| = {difference:.3g} (tolerance {tolerance:g}) {verdict}')
+            if difference > tolerance:
+                raise ParityError(f'parity check failed; {output} not written')
+    except ParityError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
     except (RuntimeError, ValueError) as exc:
         print(f'error: export of {args.checkpoint} failed: {exc}', file=sys.stderr)
         return 1
-    finally:
-        Path(candidate).unlink(missing_ok=True)
     print(f'wrote {output}')
     return 0
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..fileio import atomic_path, sibling_name
 
 IMAGE_EXTENSIONS = ('.png', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
@@ -131,7 +132,7 @@ def make_sibling_dir(path: Path, suffix: str) -> Path:
     from it stays readable by other users.
     """
     while True:
-        candidate = path.parent / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{suffix}'
+        candidate = sibling_name(path, suffix)
         try:
             candidate.mkdir()
             return candidate
@@ -184,17 +185,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
     A reader (or a rerun after a crash) sees either the old file, the complete new one, or none.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its files are mode 0600; this one gets the usual permissions.
-    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
-    try:
-        with open(tmp_path, 'xb') as file:
-            file.write(data)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, compress_level: int = 1) -> None:

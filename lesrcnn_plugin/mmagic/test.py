@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
+from ..fileio import atomic_path
 from ._cli import (UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config,
                    mmengine_checkpoint_globals)
 
@@ -69,16 +68,8 @@ def collect_test_metrics(runner) -> dict:
 
 def write_json(metrics: dict, path: str) -> None:
     """Write ``metrics`` to ``path`` atomically (temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.tmp', dir=target.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-            json.dump(metrics, stream, indent=2, sort_keys=True)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True), encoding='utf-8')
 
 
 def main(argv=None) -> int:
