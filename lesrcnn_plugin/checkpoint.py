@@ -189,7 +189,13 @@ def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None,
     """
     name, kwargs = infer_arch(state, variant)
     if arch is not None and arch != name:
-        kwargs = {'variant': variant} if variant is not None else {}
+        # Another class for the same weights (e.g. a single-scale LESRCNN as MultiScaleLESRCNN): the
+        # scales and the width still come from the weights.
+        scales = upsampler_scales(state)
+        size = ({'scales': scales, 'default_scale': scales[0]} if arch == 'MultiScaleLESRCNN'
+                else {'upscale': scales[0]})
+        kwargs = {**size, **({'num_feat': kwargs['num_feat']} if 'num_feat' in kwargs else {}),
+                  **({'variant': variant} if variant is not None else {})}
         name = arch
     kwargs.update(arch_kwargs)
     model = build_arch(name, **kwargs)

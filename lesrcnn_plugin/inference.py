@@ -36,7 +36,7 @@ from torch import nn
 
 from .archs.blocks import DualKernelConv, LESRCNNBody
 from .archs.fast import FastLESRCNN
-from .checkpoint import CheckpointError, model_from_state, read_checkpoint, to_plugin_state, upsampler_scales
+from .checkpoint import CheckpointError, model_from_state, read_checkpoint, to_plugin_state
 from .fileio import atomic_path
 
 #: File extensions picked up when a folder is given (explicitly named files are read whatever their name).
@@ -110,14 +110,8 @@ def load_network(path: str | os.PathLike, arch: str | None = None, scale: int | 
     checkpoint = read_checkpoint(path)
     try:
         state = to_plugin_state(checkpoint, scale)
-        scales = upsampler_scales(state)
-        # An explicit network name gets its size arguments from the weights (infer_arch does it otherwise).
-        if arch == 'MultiScaleLESRCNN':
-            size = {'scales': scales, 'default_scale': scale if scale in scales else scales[0]}
-        else:
-            size = {'upscale': scales[0]} if arch is not None and scales else {}
-        model = model_from_state(state, arch, variant, **size)
-    except (CheckpointError, KeyError, ValueError, TypeError, IndexError) as exc:
+        model = model_from_state(state, arch, variant)
+    except (CheckpointError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
     if scale is not None and scale not in model.scales:
         raise CheckpointError(f'{path}: the network has upsamplers for scales {model.scales}, not x{scale}')

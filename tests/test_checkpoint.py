@@ -96,6 +96,16 @@ def test_infer_arch_reads_width(tmp_path):
     assert load_model(path).information_extraction.shallow.out_channels == 8
 
 
+def test_explicit_class_keeps_the_sizes_of_the_weights(tmp_path):
+    """A single-scale x3 LESRCNN of width 16, loaded as MultiScaleLESRCNN, keeps scale 3 and width 16."""
+    path = tmp_path / 'x3.pth'
+    save_checkpoint(random_state(LESRCNN(3, num_feat=16)), path, 'basicsr')
+    model = load_model(path, arch='MultiScaleLESRCNN')
+    assert isinstance(model, MultiScaleLESRCNN)
+    assert model.scales == (3,) and model.default_scale == 3
+    assert model.information_extraction.shallow.out_channels == 16
+
+
 def test_missing_key_is_named():
     model = LESRCNN(2)
     state = model.state_dict()
