@@ -1,15 +1,25 @@
-# The two commands of the README: `make demo` and `make test` (each sets up first).
+# The two commands of the README: `make demo` and `make test` (each sets up what it needs first).
+# One virtual environment (.venv) in two stages: `setup-core` (torch, basicsr, the plugin: all the demo
+# needs) and `setup` (core plus the MMagic stack, with mmcv built once from its sdist when no wheel is
+# cached, and the test tools). See tools/setup_env.sh.
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup test demo clean
+.PHONY: setup setup-core check-mmcv-build test demo clean
 
 setup:
-	bash tools/setup_env.sh
+	bash tools/setup_env.sh full
+
+setup-core:
+	bash tools/setup_env.sh core
+
+# Download mmcv's sdist, patch it and prepare its metadata with the build-only setuptools (no compile).
+check-mmcv-build: setup-core
+	bash tools/setup_env.sh check-mmcv-build
 
 test: setup
 	$(PYTHON_VENV) -m pytest
 
-demo: setup
+demo: setup-core
 	$(PYTHON_VENV) tools/demo.py $(DEMO_ARGS)
 
 clean:

@@ -22,16 +22,20 @@ CONSOLE_SCRIPTS = [
     'lesrcnn-mmagic-test = lesrcnn_plugin.mmagic.test:main',
 ]
 
+# Extras are named by what they enable; a command whose extra is missing says which one to install.
 EXTRAS = {
     # basicsr 1.4.2 is sdist-only and declares setup_requires=['torch']: install it with
     # --no-build-isolation into an environment that already has torch (see README).
     'basicsr': ['basicsr==1.4.2', 'tensorboard'],
     # mmcv must be built with compiled ops (mmcv.ops); see tools/setup_env.sh.
     # mmagic.datasets imports albumentations, which mmagic 1.2.0 does not declare.
-    'mmagic': ['mmagic==1.2.0', 'mmengine>=0.10.5,<0.11', 'mmcv>=2.0.0,<2.2.0', 'albumentations<1.4'],
-    'dev': ['pytest>=7', 'onnx', 'onnxruntime', 'matplotlib', 'scikit-image'],
+    'mmagic': ['mmagic==1.2.0', 'mmengine>=0.10.5,<0.11', 'mmcv>=2.0.0,<2.2.0', 'albumentations<1.4', 'tensorboard'],
+    'onnx': ['onnx', 'onnxruntime'],        # lesrcnn-export-onnx and its parity check
+    'plots': ['matplotlib'],                # lesrcnn-measure-runtime's plot
+    'demo': ['scikit-image'],               # lesrcnn-demo's bundled photographs
 }
-EXTRAS['all'] = EXTRAS['basicsr'] + EXTRAS['mmagic']
+EXTRAS['all'] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
+EXTRAS['dev'] = ['pytest>=7']
 
 setup(
     name='lesrcnn-plugin',
