@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from lesrcnn_plugin.benchmark import ROOFLINE_MACS, Setting, read_results, settings_grid
+from lesrcnn_plugin.benchmark.plots import read_results
+from lesrcnn_plugin.benchmark.timing import ROOFLINE_MACS, Setting, settings_grid
 from lesrcnn_plugin.cli import measure_runtime
 from lesrcnn_plugin.complexity import count_complexity, input_size
 from lesrcnn_plugin.archs import LESRCNN
@@ -52,8 +53,10 @@ def test_tiny_run_writes_valid_outputs(tmp_path):
     names = {item['comparison'] for item in document['comparisons']}
     assert {'fast nchw vs reference nchw', 'fast channels_last vs reference nchw',
             'roofline fraction, fast channels_last'} <= names
-    # Targets are judged only for the configuration (256x256 LR), not for this tiny run.
-    assert all(item['met'] is None for item in document['comparisons'])
+    # Speed targets are documentation (docs/benchmarks.md), not output.
+    assert 'targets' not in document
+    assert all(set(item) == {'comparison', 'size', 'threads', 'value', 'max_abs_diff'}
+               for item in document['comparisons'])
     assert document['environment']['torch']
 
     with (out / 'runtime.csv').open() as handle:
