@@ -1,12 +1,21 @@
-"""Checkpoint formats of the LESRCNN family and the strict key map to the authors' state dicts.
+"""Checkpoints of the LESRCNN family: one loader, formats described as data, one strict key map.
 
-Formats (``detect_format`` tells them apart):
+Reading any file goes the same way (``load_model`` and ``load_weights`` are the only entry points the
+tools and integrations use):
 
-* ``official``: the authors' released state dict (``conv1.0.weight`` ... ``conv18.0.weight``,
-  ``upsample.up.body.0.weight``, ``sub_mean.shifter.*``; multi-scale ``upsample.up2|up3|up4.*``);
-* ``basicsr``: ``{'params': state_dict}`` (optionally ``params_ema``, preferred when present);
-* ``mmagic``: ``{'meta': ..., 'state_dict': {'generator.<name>': ...}}``;
-* ``plain``: this package's own state dict.
+1. ``read_checkpoint``: the file is unpickled as inert data (``lesrcnn_plugin.safe_load``): nothing
+   read from a file ever runs code.
+2. ``canonical_state``: containers and wrapper prefixes are unwrapped the way spandrel canonicalises
+   state dicts: ``params_ema`` (preferred), ``params``, ``state_dict``, ``model``, ``net``, then the
+   ``module.`` (DataParallel/DDP) and ``generator.`` (MMagic) prefixes.
+3. The key layout is recognised by the distinctive keys it must have (``LAYOUTS``): the authors'
+   (``official``) names are renamed to this package's (``plain``) through ``KEY_MAP``.
+4. ``infer_arch`` reads the network, its scales, width and variant from the weights; the network is
+   built and the weights loaded strictly (``load_strict``): a missing, unexpected, mis-shaped or
+   non-finite tensor raises ``CheckpointError`` naming it, and the file.
+
+Writing (``save_checkpoint``) uses the same tables: each of ``FILE_FORMATS`` is a container key, a
+key prefix and a layout.
 
 Key map between the authors' names and ours (k = 1..8 indexes the IEEB stages)::
 
@@ -19,132 +28,185 @@ Key map between the authors' names and ours (k = 1..8 indexes the IEEB stages)::
     conv18.0.weight                  <-> refinement.to_rgb.weight
     upsample.up.body.{i}.*           <-> reconstruction.upsamplers.x{scale}.{i}.*
     upsample.up{s}.body.{i}.*        <-> reconstruction.upsamplers.x{s}.{i}.*   (multi-scale)
-
-Every load is strict: a missing, unexpected or mis-shaped key raises ``CheckpointError`` naming it.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .archs import build_arch
+from .archs.blocks import SUPPORTED_SCALES
+from .errors import CheckpointError
 from .fileio import atomic_path
 
-FORMATS = ('official', 'basicsr', 'mmagic', 'plain')
 
-_OFFICIAL_TO_OURS = [
-    (r'sub_mean\.shifter\.(weight|bias)', lambda m, s: f'subtract_mean.{m[1]}'),
-    (r'add_mean\.shifter\.(weight|bias)', lambda m, s: f'add_mean.{m[1]}'),
-    (r'conv1\.0\.weight', lambda m, s: 'information_extraction.shallow.weight'),
-    (r'conv17_([1-4])\.0\.weight', lambda m, s: f'refinement.convs.{int(m[1]) - 1}.weight'),
-    (r'conv18\.0\.weight', lambda m, s: 'refinement.to_rgb.weight'),
-    (r'conv(\d+)\.0\.weight', lambda m, s: _stage_key(int(m[1]))),
-    (r'upsample\.up\.body\.(\d+)\.(weight|bias)', lambda m, s: _upsampler_key(s, m[1], m[2])),
-    (r'upsample\.up([2348])\.body\.(\d+)\.(weight|bias)', lambda m, s: f'reconstruction.upsamplers.x{m[1]}.{m[2]}.{m[3]}'),
-]
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """How one framework stores the weights: ``{container: {prefix + key: tensor}}`` in ``layout`` names.
 
-_OURS_TO_OFFICIAL = [
-    (r'subtract_mean\.(weight|bias)', lambda m, ms: f'sub_mean.shifter.{m[1]}'),
-    (r'add_mean\.(weight|bias)', lambda m, ms: f'add_mean.shifter.{m[1]}'),
-    (r'information_extraction\.shallow\.weight', lambda m, ms: 'conv1.0.weight'),
-    (r'information_extraction\.stages\.(\d+)\.extract\.weight', lambda m, ms: f'conv{2 * int(m[1]) + 2}.0.weight'),
-    (r'information_extraction\.stages\.(\d+)\.fuse\.weight', lambda m, ms: f'conv{2 * int(m[1]) + 3}.0.weight'),
-    (r'refinement\.convs\.(\d+)\.weight', lambda m, ms: f'conv17_{int(m[1]) + 1}.0.weight'),
-    (r'refinement\.to_rgb\.weight', lambda m, ms: 'conv18.0.weight'),
-    (r'reconstruction\.upsamplers\.x(\d+)\.(\d+)\.(weight|bias)',
-     lambda m, ms: f'upsample.{"up" + m[1] if ms else "up"}.body.{m[2]}.{m[3]}'),
-]
+    Attributes:
+        containers: Keys the state dict sits under, the one written first (none: a bare state dict).
+        prefix: Prefix of every weight key inside the container.
+        layout: Key names, one of ``LAYOUTS``.
+    """
+    containers: tuple[str, ...]
+    prefix: str
+    layout: str
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, recognised or loaded strictly."""
+FILE_FORMATS = {
+    'official': FileFormat((), '', 'official'),                   # the authors' released files
+    'basicsr': FileFormat(('params', 'params_ema'), '', 'plain'),  # BasicSR's net_g_*.pth
+    'mmagic': FileFormat(('state_dict',), 'generator.', 'plain'),  # mmengine/MMagic checkpoints
+    'plain': FileFormat((), '', 'plain'),                          # this package's state dict
+}
+FORMATS = tuple(FILE_FORMATS)
+
+#: Containers unwrapped when reading, in order of preference (BasicSR's EMA weights before its raw ones).
+CONTAINERS = ('params_ema', 'params', 'state_dict', 'model', 'net')
+#: Prefixes that wrappers put before every key of the network: DataParallel/DDP, then MMagic's model.
+PREFIXES = ('module.', 'generator.')
+#: Key layouts, each named by keys only it has (spandrel's ``KeyCondition.has_all`` in spirit).
+LAYOUTS = {
+    'official': ('conv1.0.weight', 'conv18.0.weight', 'sub_mean.shifter.weight'),
+    'plain': ('information_extraction.shallow.weight', 'refinement.to_rgb.weight', 'subtract_mean.weight'),
+}
 
 
-def _stage_key(index: int) -> str:
-    if not 2 <= index <= 17:
-        raise CheckpointError(f'conv{index} is not a layer of the authors\' LESRCNN')
-    kind = 'extract' if index % 2 == 0 else 'fuse'
-    return f'information_extraction.stages.{(index - 2) // 2}.{kind}.weight'
+def _key_pairs() -> Iterator[tuple[str, str]]:
+    """(authors' name, our name) of every layer outside the upsamplers."""
+    for param in ('weight', 'bias'):
+        yield f'sub_mean.shifter.{param}', f'subtract_mean.{param}'
+        yield f'add_mean.shifter.{param}', f'add_mean.{param}'
+    yield 'conv1.0.weight', 'information_extraction.shallow.weight'
+    for stage in range(8):
+        yield f'conv{2 * stage + 2}.0.weight', f'information_extraction.stages.{stage}.extract.weight'
+        yield f'conv{2 * stage + 3}.0.weight', f'information_extraction.stages.{stage}.fuse.weight'
+    for layer in range(4):
+        yield f'conv17_{layer + 1}.0.weight', f'refinement.convs.{layer}.weight'
+    yield 'conv18.0.weight', 'refinement.to_rgb.weight'
 
 
-def _upsampler_key(scale: int | None, index: str, name: str) -> str:
-    if scale is None:
-        raise CheckpointError('a single-scale official checkpoint needs its scale (pass scale=2, 3 or 4)')
-    return f'reconstruction.upsamplers.x{scale}.{index}.{name}'
+#: The key map, authors' name -> ours; the reverse map is derived from it, never written twice.
+KEY_MAP = dict(_key_pairs())
+_REVERSE_KEY_MAP = {ours: official for official, ours in KEY_MAP.items()}
+#: Upsampler key prefixes, authors' -> ours, per scale; a single-scale file names its upsampler ``up``.
+UPSAMPLER_PREFIXES = {f'upsample.up{scale}.body.': f'reconstruction.upsamplers.x{scale}.' for scale in SUPPORTED_SCALES}
+_SINGLE_SCALE_PREFIX = 'upsample.up.body.'
 
 
-def _map_keys(state: Mapping[str, torch.Tensor], rules, arg) -> dict[str, torch.Tensor]:
+def _rename(state: Mapping[str, torch.Tensor], names: Mapping[str, str],
+            prefixes: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """Rename every key through ``names`` or, for upsampler weights, through ``prefixes``."""
     out = {}
     for key, value in state.items():
-        for pattern, target in rules:
-            match = re.fullmatch(pattern, key)
-            if match:
-                new_key = target(match, arg)
-                break
-        else:
-            raise CheckpointError(f'unexpected key {key!r}: it has no counterpart in the key map')
+        new_key = names.get(key)
+        if new_key is None:
+            prefix = next((p for p in prefixes if key.startswith(p)), None)
+            if prefix is None:
+                raise CheckpointError(f'unexpected key {key!r}: it has no counterpart in the key map')
+            new_key = prefixes[prefix] + key[len(prefix):]
         if new_key in out:
             raise CheckpointError(f'key {key!r} maps onto {new_key!r}, which another key already took')
         out[new_key] = value
     return out
 
 
+def official_scale(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Scale of a single-scale official checkpoint, read from its upsampler (None if multi-scale).
+
+    x3 is one stage to 9C channels; x2, x4 and x8 are one, two and three x2 stages (weights at
+    ``body.0``, ``body.2``, ``body.4``).
+    """
+    first = state.get(_SINGLE_SCALE_PREFIX + '0.weight')
+    if first is None:
+        return None
+    if first.shape[0] == 9 * first.shape[1]:
+        return 3
+    stages = sum(f'{_SINGLE_SCALE_PREFIX}{2 * index}.weight' in state for index in range(3))
+    return 2 ** stages
+
+
 def official_to_plugin(state: Mapping[str, torch.Tensor], scale: int | None = None) -> dict[str, torch.Tensor]:
-    """Rename the authors' keys to this package's. ``scale`` names the single-scale upsampler."""
-    return _map_keys(state, _OFFICIAL_TO_OURS, scale)
+    """Rename the authors' keys to this package's. ``scale`` (default: read from the weights) names a
+    single-scale upsampler."""
+    scale = official_scale(state) if scale is None else scale
+    prefixes = dict(UPSAMPLER_PREFIXES)
+    if scale is not None:
+        prefixes[_SINGLE_SCALE_PREFIX] = f'reconstruction.upsamplers.x{scale}.'
+    return _rename(state, KEY_MAP, prefixes)
 
 
 def plugin_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename this package's keys to the authors'. Several upsamplers give the multi-scale names."""
-    upsamplers = {k.split('.')[2] for k in state if k.startswith('reconstruction.upsamplers.')}
     if any('branch3x3' in k or 'branch5x5' in k for k in state):
         raise CheckpointError('DualKernelLESRCNN has no counterpart among the authors\' checkpoints')
-    return _map_keys(state, _OURS_TO_OFFICIAL, len(upsamplers) > 1)
+    scales = upsampler_scales(state)
+    prefixes = {ours: official for official, ours in UPSAMPLER_PREFIXES.items()}
+    if len(scales) == 1:
+        prefixes = {f'reconstruction.upsamplers.x{scales[0]}.': _SINGLE_SCALE_PREFIX}
+    return _rename(state, _REVERSE_KEY_MAP, prefixes)
+
+
+def _unwrap(checkpoint: Mapping) -> tuple[str | None, Mapping]:
+    """(container found or None, the mapping inside it)."""
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'expected a dict of tensors, got {type(checkpoint).__name__}')
+    for container in CONTAINERS:
+        inner = checkpoint.get(container)
+        if isinstance(inner, Mapping):
+            return container, inner
+    return None, checkpoint
+
+
+def _strip_prefixes(state: Mapping) -> tuple[str, dict]:
+    """(prefixes removed, the keys that carried them, without them); other keys are dropped."""
+    removed = ''
+    state = dict(state)
+    for prefix in PREFIXES:
+        if any(isinstance(k, str) and k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+            removed += prefix
+    return removed, state
+
+
+def _layout(state: Mapping) -> str:
+    for name, keys in LAYOUTS.items():
+        if all(key in state for key in keys):
+            return name
+    raise CheckpointError(f'not a LESRCNN-family checkpoint: none of the known key layouts fits '
+                          f'(first keys: {list(state)[:3]})')
 
 
 def detect_format(checkpoint: Mapping) -> str:
-    """Tell which of ``FORMATS`` a loaded checkpoint is in."""
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f'expected a dict, got {type(checkpoint).__name__}')
-    if 'params_ema' in checkpoint or 'params' in checkpoint:
-        return 'basicsr'
-    if 'state_dict' in checkpoint:
-        return 'mmagic'
-    keys = list(checkpoint)
-    if any(k.startswith(('conv1.', 'sub_mean.', 'upsample.')) for k in keys):
-        return 'official'
-    if any(k.startswith(('information_extraction.', 'subtract_mean.')) for k in keys):
-        return 'plain'
-    raise CheckpointError(f'unrecognised checkpoint layout (first keys: {keys[:3]})')
+    """Which of ``FORMATS`` a loaded checkpoint is in (a foreign container is named by its layout)."""
+    container, state = _unwrap(checkpoint)
+    layout = _layout(_strip_prefixes(state)[1])
+    for name, fmt in FILE_FORMATS.items():
+        if container in fmt.containers and fmt.layout == layout:
+            return name
+    return layout
 
 
-def _strip(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+def canonical_state(checkpoint: Mapping) -> tuple[str, dict[str, torch.Tensor]]:
+    """(layout, state dict) of any loaded checkpoint: containers and wrapper prefixes removed."""
+    _, state = _unwrap(checkpoint)
+    _, state = _strip_prefixes(state)
+    if not state:
+        raise CheckpointError('the checkpoint holds no weights')
+    return _layout(state), state
 
 
-def to_plugin_state(checkpoint: Mapping, scale: int | None = None) -> dict[str, torch.Tensor]:
-    """Any supported checkpoint (already loaded) to this package's plain state dict.
-
-    ``scale`` names the upsampler of a single-scale official checkpoint; it is read from the weights
-    when omitted.
-    """
-    fmt = detect_format(checkpoint)
-    if fmt == 'basicsr':
-        state = checkpoint['params_ema'] if 'params_ema' in checkpoint else checkpoint['params']
-        return dict(state)
-    if fmt == 'mmagic':
-        state = _strip('generator.', checkpoint['state_dict'])
-        if not state:
-            raise CheckpointError('the MMagic checkpoint has no "generator." keys')
-        return state
-    if fmt == 'official':
-        return official_to_plugin(checkpoint, official_scale(checkpoint) if scale is None else scale)
-    return dict(checkpoint)
+def to_plugin_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:
+    """Any supported checkpoint (already loaded) to this package's plain state dict."""
+    layout, state = canonical_state(checkpoint)
+    return official_to_plugin(state) if layout == 'official' else state
 
 
 def upsampler_scales(state: Mapping[str, torch.Tensor]) -> list[int]:
@@ -169,8 +231,8 @@ def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) ->
     if any('branch5x5' in k for k in state):
         return 'DualKernelLESRCNN', {'upscale': scales[0], **width}
     if variant is None:
-        fuse_shape = state.get('information_extraction.stages.0.fuse.weight')
-        if fuse_shape is not None and fuse_shape.shape[-1] == 3:
+        fuse = state.get('information_extraction.stages.0.fuse.weight')
+        if fuse is not None and fuse.shape[-1] == 3:
             variant = 'sn'
         elif any(k.startswith('refinement.convs.') for k in state):
             variant = 'full'
@@ -181,30 +243,38 @@ def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) ->
     return 'LESRCNN', {'upscale': scales[0], 'variant': variant, **width}
 
 
-def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None, variant: str | None = None,
-                     **arch_kwargs) -> nn.Module:
-    """Build the network a plain state dict describes and load it strictly.
+def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None, scale: int | None = None,
+                     variant: str | None = None) -> nn.Module:
+    """Build the network a plain state dict describes, load it strictly, set eval mode.
 
-    ``arch``, ``variant`` and ``arch_kwargs`` override what ``infer_arch`` reads from the weights.
+    Args:
+        state: A plain state dict (``to_plugin_state``).
+        arch: Network class to build (default: read from the weights). Another class for the same
+            weights keeps the scales and the width of the weights.
+        scale: Scale the network runs by default. A multi-scale network must have it; a single-scale
+            one is built for it, so weights of another scale are refused naming the missing key.
+        variant: LESRCNN ablation; needed for the ablations without an IRB.
     """
     name, kwargs = infer_arch(state, variant)
     if arch is not None and arch != name:
-        # Another class for the same weights (e.g. a single-scale LESRCNN as MultiScaleLESRCNN): the
-        # scales and the width still come from the weights.
         scales = upsampler_scales(state)
         size = ({'scales': scales, 'default_scale': scales[0]} if arch == 'MultiScaleLESRCNN'
                 else {'upscale': scales[0]})
-        kwargs = {**size, **({'num_feat': kwargs['num_feat']} if 'num_feat' in kwargs else {}),
+        kwargs = {**size, **{key: kwargs[key] for key in ('num_feat',) if key in kwargs},
                   **({'variant': variant} if variant is not None else {})}
         name = arch
-    kwargs.update(arch_kwargs)
+    if scale is not None:
+        if 'scales' in kwargs and scale not in kwargs['scales']:
+            raise CheckpointError(f'the network has upsamplers for scales {tuple(kwargs["scales"])}, not x{scale}')
+        kwargs['default_scale' if 'scales' in kwargs else 'upscale'] = scale
     model = build_arch(name, **kwargs)
     load_strict(model, state)
-    return model
+    return model.eval()
 
 
 def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """``load_state_dict(strict=True)`` with an error naming each missing, extra or mis-shaped key."""
+    """``load_state_dict(strict=True)`` with an error naming each missing, extra, mis-shaped or
+    non-finite tensor (NaN or Inf weights would upscale to black or wrong images silently)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
@@ -214,63 +284,99 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
                 + [f'mis-shaped key {s}' for s in shapes])
     if problems:
         raise CheckpointError(f'weights do not fit {type(model).__name__}: ' + '; '.join(problems))
+    non_finite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if non_finite:
+        raise CheckpointError(f'non-finite weights (NaN or Inf) in {", ".join(non_finite)}')
     model.load_state_dict(state, strict=True)
 
 
 def read_checkpoint(path: str | os.PathLike) -> Mapping:
-    """``torch.load`` on the CPU with ``weights_only=True``, with errors that name the file."""
+    """Read a checkpoint file as inert data, on the CPU, with errors that name the file."""
+    from .safe_load import load_untrusted
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: no such checkpoint file')
+    return load_untrusted(path)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise a problem with the weights as one ``CheckpointError`` naming the file."""
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f'{path}: cannot read checkpoint ({exc})') from exc
-
-
-def load_model(path: str | os.PathLike, arch: str | None = None, variant: str | None = None,
-               **arch_kwargs) -> nn.Module:
-    """Build the network a checkpoint file holds (any format), load its weights strictly, set eval mode.
-
-    ``arch``, ``variant`` and ``arch_kwargs`` (e.g. ``upscale=3``) override what the weights tell.
-    """
-    checkpoint = read_checkpoint(path)
-    try:
-        state = to_plugin_state(checkpoint)
-        return model_from_state(state, arch, variant, **arch_kwargs).eval()
+        yield
     except (CheckpointError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f'{path}: {exc}') from exc
+        raise CheckpointError(f'{path}: {exc}') from None
 
 
-def official_scale(state: Mapping[str, torch.Tensor]) -> int | None:
-    """Scale of a single-scale official checkpoint, read from its upsampler (None if multi-scale)."""
-    first = state.get('upsample.up.body.0.weight')
-    if first is None:
-        return None
-    channels = first.shape[1]
-    if first.shape[0] == 9 * channels:
-        return 3
-    return 4 if 'upsample.up.body.2.weight' in state else 2
+@dataclasses.dataclass
+class LoadedCheckpoint:
+    """A network built from a checkpoint file, and where and in which format it was found."""
+    model: nn.Module
+    path: Path
+    format: str
+
+
+def resolve_source(source: str | os.PathLike) -> Path:
+    """A checkpoint file, or the cached file of a registered weights name (downloaded on first use)."""
+    from .weights import resolve_weights
+
+    return resolve_weights(source)
+
+
+def load_checkpoint(source: str | os.PathLike, arch: str | None = None, scale: int | None = None,
+                    variant: str | None = None) -> LoadedCheckpoint:
+    """``load_model``, also telling the file and its format (what ``lesrcnn-convert`` reports)."""
+    path = resolve_source(source)
+    checkpoint = read_checkpoint(path)
+    with _naming(path):
+        fmt = detect_format(checkpoint)
+        return LoadedCheckpoint(model_from_state(to_plugin_state(checkpoint), arch, scale, variant), path, fmt)
+
+
+def load_model(source: str | os.PathLike, arch: str | None = None, scale: int | None = None,
+               variant: str | None = None) -> nn.Module:
+    """Build the network a checkpoint holds (any format), load its weights strictly; eval mode, CPU.
+
+    Args:
+        source: A checkpoint file (the authors', BasicSR ``net_g_*.pth``, MMagic ``iter_*.pth``, a
+            plain state dict) or a registered weights name such as ``'lesrcnn_x2'``.
+        arch, scale, variant: As for ``model_from_state``; read from the weights when omitted.
+    """
+    return load_checkpoint(source, arch, scale, variant).model
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike) -> None:
+    """Load a checkpoint (any format, or a weights name) strictly into an existing network."""
+    path = resolve_source(source)
+    checkpoint = read_checkpoint(path)
+    with _naming(path):
+        load_strict(model, to_plugin_state(checkpoint))
 
 
 def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, fmt: str,
                     meta: dict | None = None) -> None:
-    """Write a plain state dict in ``fmt``, atomically (temporary file, then rename)."""
-    if fmt not in FORMATS:
+    """Write a plain state dict in ``fmt`` (one of ``FORMATS``), atomically.
+
+    ``meta`` is stored beside the weights in the formats that have a place for it (MMagic's ``meta``).
+    """
+    if fmt not in FILE_FORMATS:
         raise CheckpointError(f'unknown format {fmt!r}; choose one of {FORMATS}')
+    spec = FILE_FORMATS[fmt]
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    if fmt == 'official':
-        payload: dict = plugin_to_official(state)
-    elif fmt == 'basicsr':
-        payload = {'params': state}
-    elif fmt == 'mmagic':
-        payload = {'meta': dict(meta or {}), 'state_dict': {f'generator.{k}': v for k, v in state.items()}}
-    else:
-        payload = state
+    if spec.layout == 'official':
+        state = plugin_to_official(state)
+    payload: dict = {spec.prefix + k: v for k, v in state.items()}
+    if spec.containers:
+        payload = {spec.containers[0]: payload}
+        if fmt == 'mmagic':
+            payload['meta'] = dict(meta or {})
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-__all__ = ['CheckpointError', 'FORMATS', 'detect_format', 'infer_arch', 'load_model', 'load_strict',
-           'model_from_state', 'upsampler_scales', 'official_scale', 'official_to_plugin', 'plugin_to_official',
-           'read_checkpoint', 'save_checkpoint', 'to_plugin_state']
+__all__ = ['CONTAINERS', 'CheckpointError', 'FILE_FORMATS', 'FORMATS', 'FileFormat', 'KEY_MAP', 'LAYOUTS',
+           'LoadedCheckpoint', 'PREFIXES', 'canonical_state', 'detect_format', 'infer_arch', 'load_checkpoint',
+           'load_model', 'load_strict', 'load_weights', 'model_from_state', 'official_scale', 'official_to_plugin',
+           'plugin_to_official', 'read_checkpoint', 'resolve_source', 'save_checkpoint', 'to_plugin_state',
+           'upsampler_scales']

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .archs import ARCHS, LESRCNNBody, build_arch
+from .archs import LESRCNNBody
+from .errors import ConfigError
 
 #: The blocks of a LESRCNN-family network, as (report name, attributes of ``LESRCNNBody``).
 BLOCKS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -77,9 +78,9 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in parts)
     except ValueError:
-        raise ValueError(f'size {text!r} is not HEIGHTxWIDTH, e.g. 256x256') from None
+        raise ConfigError(f'size {text!r} is not HEIGHTxWIDTH, e.g. 256x256') from None
     if height <= 0 or width <= 0:
-        raise ValueError(f'size {text!r} must be positive')
+        raise ConfigError(f'size {text!r} must be positive')
     return height, width
 
 
@@ -91,10 +92,10 @@ def input_size(scale: int, *, lr: tuple[int, int] | None = None, hr: tuple[int, 
     1278x720 output from a 426x240 input), as benchmark images are modcropped; the label says so.
     """
     if sum(value is not None for value in (lr, hr, preset)) != 1:
-        raise ValueError('give exactly one of lr, hr, preset')
+        raise ConfigError('give exactly one of lr, hr, preset')
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f'unknown size preset {preset!r}; choose one of {sorted(PRESETS)}')
+            raise ConfigError(f'unknown size preset {preset!r}; choose one of {sorted(PRESETS)}')
         side, size = PRESETS[preset]
         resolved = input_size(scale, **{side: size})
         crop_note = resolved.label.partition(' (')[2]
@@ -103,7 +104,7 @@ def input_size(scale: int, *, lr: tuple[int, int] | None = None, hr: tuple[int, 
         return InputSize(f'lr {lr[0]}x{lr[1]}', tuple(lr), (lr[0] * scale, lr[1] * scale))
     lr_size = (hr[0] // scale, hr[1] // scale)
     if min(lr_size) == 0:
-        raise ValueError(f'HR size {hr[0]}x{hr[1]} is smaller than the scale {scale}')
+        raise ConfigError(f'HR size {hr[0]}x{hr[1]} is smaller than the scale {scale}')
     out = (lr_size[0] * scale, lr_size[1] * scale)
     label = f'hr {hr[0]}x{hr[1]}' + ('' if out == tuple(hr) else f' (modcropped to {out[0]}x{out[1]})')
     return InputSize(label, lr_size, out)
@@ -157,26 +158,9 @@ class ComplexityReport:
         }
 
 
-class _ForwardAtScale(nn.Module):
-    """Calls ``net.forward_scale(x, scale)`` through ``__call__``, so that module tracking sees the net."""
-
-    def __init__(self, net: LESRCNNBody, scale: int) -> None:
-        super().__init__()
-        self.net = net
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_scale(x, self.scale)
-
-
 def _count_params(module: nn.Module) -> tuple[int, int]:
     params = list(module.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
-def default_scale(model: LESRCNNBody) -> int:
-    """The scale a plain ``model(x)`` call upsamples by."""
-    return getattr(model, 'upscale', None) or model.default_scale
 
 
 def count_complexity(model: LESRCNNBody, size: InputSize, scale: int | None = None, network: str | None = None,
@@ -192,9 +176,9 @@ def count_complexity(model: LESRCNNBody, size: InputSize, scale: int | None = No
     """
     if not isinstance(model, LESRCNNBody):
         raise TypeError(f'expected a LESRCNN-family network, got {type(model).__name__}')
-    scale = default_scale(model) if scale is None else scale
+    scale = model.default_scale if scale is None else scale
     if scale not in model.scales:
-        raise ValueError(f'this network has upsamplers for scales {model.scales}, not {scale}')
+        raise ConfigError(f'this network has upsamplers for scales {model.scales}, not {scale}')
     blocks = {name: BlockCount(name) for name, _ in BLOCKS}
     for name, attributes in BLOCKS:
         for attribute in attributes:
@@ -202,17 +186,17 @@ def count_complexity(model: LESRCNNBody, size: InputSize, scale: int | None = No
             blocks[name].params += total
             blocks[name].trainable_params += trainable
 
-    runner = _ForwardAtScale(copy.deepcopy(model).to('meta'), scale).eval()
-    owner = {f'net.{attribute}': name for name, attributes in BLOCKS for attribute in attributes}
+    runner = copy.deepcopy(model).to('meta').eval()
+    owner = {attribute: name for name, attributes in BLOCKS for attribute in attributes}
     hooks = []
     for module_name, module in runner.named_modules():
         if isinstance(module, nn.Conv2d):
-            block = blocks[owner['.'.join(module_name.split('.')[:2])]]
+            block = blocks[owner[module_name.split('.')[0]]]
             hooks.append(module.register_forward_hook(
                 lambda _module, _inputs, output, block=block: _record_activation(block, output)))
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            output = runner(torch.zeros(1, 3, *size.lr, device='meta'))
+            output = runner(torch.zeros(1, 3, *size.lr, device='meta'), scale=scale)
     finally:
         for hook in hooks:
             hook.remove()
@@ -255,23 +239,13 @@ def _notes(model: LESRCNNBody, scale: int) -> list[str]:
     return notes
 
 
-def build_network(name: str, **kwargs) -> LESRCNNBody:
-    """``build_arch`` with the error a user can act on."""
-    if name not in ARCHS:
-        raise ValueError(f'unknown network type {name!r}; choose one of {sorted(ARCHS)}')
-    try:
-        return build_arch(name, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f'{name}: {exc}') from None
-
-
 def network_spec(spec: Mapping, source: str) -> tuple[str, dict]:
     """``{'type': NAME, **kwargs}`` (a BasicSR ``network_g`` or an MMagic ``generator``) -> (name, kwargs).
 
     A registry scope (``mmagic.LESRCNN``) is dropped.
     """
     if not isinstance(spec, Mapping) or 'type' not in spec:
-        raise ValueError(f'{source}: the network section must be a mapping with a "type" key')
+        raise ConfigError(f'{source}: the network section must be a mapping with a "type" key')
     kwargs = {key: (list(value) if isinstance(value, tuple) else value) for key, value in spec.items() if key != 'type'}
     return str(spec['type']).rsplit('.', 1)[-1], kwargs
 
@@ -283,11 +257,11 @@ def network_from_basicsr_options(path: str) -> tuple[str, dict]:
         with open(path, encoding='utf-8') as handle:
             options = yaml.safe_load(handle)
     except OSError as exc:
-        raise ValueError(f'{path}: cannot read ({exc.strerror})') from None
+        raise ConfigError(f'{path}: cannot read ({exc.strerror})') from None
     except yaml.YAMLError as exc:
-        raise ValueError(f'{path}: not valid YAML ({exc})') from None
+        raise ConfigError(f'{path}: not valid YAML ({exc})') from None
     if not isinstance(options, Mapping) or 'network_g' not in options:
-        raise ValueError(f'{path}: no network_g section')
+        raise ConfigError(f'{path}: no network_g section')
     return network_spec(options['network_g'], f'{path}: network_g')
 
 
@@ -296,14 +270,14 @@ def network_from_mmagic_config(path: str) -> tuple[str, dict]:
     try:
         from mmengine.config import Config
     except ImportError:
-        raise ValueError('reading an MMagic config needs mmengine (pip install mmengine)') from None
+        raise ConfigError('reading an MMagic config needs mmengine (pip install mmengine)') from None
     try:
         config = Config.fromfile(path, import_custom_modules=False)
     except Exception as exc:  # mmengine raises many types for a bad file; all are the user's to fix
-        raise ValueError(f'{path}: cannot read the config ({exc})') from None
+        raise ConfigError(f'{path}: cannot read the config ({exc})') from None
     generator = config.get('model', {}).get('generator')
     if generator is None:
-        raise ValueError(f'{path}: no model.generator section')
+        raise ConfigError(f'{path}: no model.generator section')
     return network_spec(generator.to_dict() if hasattr(generator, 'to_dict') else generator,
                         f'{path}: model.generator')
 

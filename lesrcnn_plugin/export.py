@@ -28,7 +28,6 @@ from torch import nn
 from .archs.blocks import LESRCNNBody
 from .archs.fast import FastLESRCNN
 from .fileio import atomic_path
-from .inference import network_scale
 
 #: ONNX opset the graph is written with.
 DEFAULT_OPSET = 17
@@ -41,32 +40,15 @@ FP16_TOLERANCE = 1e-2
 PARITY_SIZES = ((1, 37, 53), (2, 24, 19))
 
 
-class FixedScaleNetwork(nn.Module):
-    """A network of the family bound to one scale, with the single-tensor ``forward`` ONNX expects.
-
-    Args:
-        network: ``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN`` or a ``FastLESRCNN``.
-        scale: Scale to run (a multi-scale network exports one upsampler per file).
-    """
+class _AtScale(nn.Module):
+    """``network(x, scale=scale)`` as a one-input module: an ONNX graph is exported per scale."""
 
     def __init__(self, network: nn.Module, scale: int) -> None:
         super().__init__()
-        self.network = network
-        self.scale = scale
-        # Multi-scale networks and the fast path take the scale as an argument; single-scale ones do not.
-        self.takes_scale = hasattr(network, 'default_scale')
+        self.network, self.scale = network, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x, self.scale) if self.takes_scale else self.network(x)
-
-
-def exportable_network(model: LESRCNNBody, scale: int | None = None, fast: bool = True,
-                       fp16: bool = False) -> FixedScaleNetwork:
-    """The module ``export_onnx`` traces: the fast path (without fused CPU kernels) or ``model``."""
-    scale = network_scale(model, scale)
-    network = FastLESRCNN(model, fuse_kernels=False) if fast else model
-    network = FixedScaleNetwork(network, scale).eval()
-    return network.half() if fp16 else network.float()
+        return self.network(x, scale=self.scale)
 
 
 def export_onnx(model: LESRCNNBody, path: str | os.PathLike, scale: int | None = None, fast: bool = True,
@@ -81,7 +63,9 @@ def export_onnx(model: LESRCNNBody, path: str | os.PathLike, scale: int | None =
         fp16: Store weights, input and output as float16.
         opset: ONNX opset version.
     """
-    network = exportable_network(model, scale, fast, fp16)
+    network = FastLESRCNN(model, fuse_kernels=False) if fast else model
+    network = _AtScale(network, model.default_scale if scale is None else scale).eval()
+    network = network.half() if fp16 else network.float()
     dummy = torch.rand(1, 3, 32, 32, dtype=torch.float16 if fp16 else torch.float32)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one (which needs onnxscript);
@@ -106,7 +90,7 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
     session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     feed = session.get_inputs()[0]
     input_type = np.float16 if feed.type == 'tensor(float16)' else np.float32
-    reference = FixedScaleNetwork(model, network_scale(model, scale)).eval().float()
+    model = model.eval().float()
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch, height, width in sizes:
@@ -115,7 +99,11 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
         x = torch.from_numpy(x.numpy().astype(input_type).astype(np.float32))
         (onnx_output,) = session.run(None, {feed.name: x.numpy().astype(input_type)})
         with torch.inference_mode():
-            torch_output = reference(x).numpy()
+            torch_output = model(x, scale=scale).numpy()
+        if not (np.isfinite(onnx_output).all() and np.isfinite(torch_output).all()):
+            # max() would skip a NaN and report the parity of the finite values only.
+            raise ValueError(f'{onnx_path}: non-finite output (NaN or Inf) from '
+                             f'{"onnxruntime" if not np.isfinite(onnx_output).all() else "PyTorch"}')
         if onnx_output.shape != torch_output.shape:
             raise ValueError(f'{onnx_path}: output shape {onnx_output.shape} for input {tuple(x.shape)}, '
                              f'expected {torch_output.shape}')
@@ -123,5 +111,4 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
     return worst
 
 
-__all__ = ['DEFAULT_OPSET', 'FP16_TOLERANCE', 'FP32_TOLERANCE', 'FixedScaleNetwork', 'PARITY_SIZES',
-           'export_onnx', 'exportable_network', 'onnx_parity']
+__all__ = ['DEFAULT_OPSET', 'FP16_TOLERANCE', 'FP32_TOLERANCE', 'PARITY_SIZES', 'export_onnx', 'onnx_parity']

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 import torch.hub
 
+from .errors import LESRCNNError
 from .fileio import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ _LICENCE = ('no licence stated: the upstream README at that commit names none an
             'and ask the authors before redistributing them')
 
 
-class WeightsError(ValueError):
+class WeightsError(LESRCNNError):
     """A weights name or file that cannot be used: unknown name, failed download, wrong SHA256."""
 
 

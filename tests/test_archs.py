@@ -8,6 +8,7 @@ import torch
 from conftest import shared_path
 from lesrcnn_plugin.archs import ARCHS, VARIANTS, DualKernelLESRCNN, LESRCNN, MultiScaleLESRCNN, build_arch
 from lesrcnn_plugin.checkpoint import load_model
+from lesrcnn_plugin.errors import ConfigError
 from lesrcnn_plugin.cli.convert_checkpoint import main as convert_main
 
 
@@ -96,7 +97,7 @@ def test_unknown_names_raise():
         LESRCNN(2, variant='nope')
     with pytest.raises(ValueError, match='scale'):
         LESRCNN(upscale=5)
-    with pytest.raises(KeyError, match='unknown network'):
+    with pytest.raises(ConfigError, match='unknown network'):
         build_arch('EDSR')
     assert set(ARCHS) == {'LESRCNN', 'MultiScaleLESRCNN', 'DualKernelLESRCNN'}
 

@@ -68,7 +68,7 @@ def test_save_detect_load_round_trip_is_lossless(tmp_path, name, model, fmt):
     save_checkpoint(state, path, fmt, meta={'note': 'test'})
     loaded = read_checkpoint(path)
     assert detect_format(loaded) == fmt
-    assert_same_state(to_plugin_state(loaded, scale=getattr(model, 'upscale', None)), state)
+    assert_same_state(to_plugin_state(loaded), state)
     rebuilt = load_model(path)
     assert type(rebuilt) is type(model)
     assert_same_state(rebuilt.state_dict(), state)
@@ -140,7 +140,7 @@ def test_wrong_scale_for_official_weights_is_named(tmp_path):
     path = tmp_path / 'x2.pth'
     save_checkpoint(LESRCNN(2).state_dict(), path, 'official')
     with pytest.raises(CheckpointError, match=r"x2\.pth: weights do not fit LESRCNN: missing key 'reconstruction\.upsamplers\.x3\.0\.bias'"):
-        load_model(path, arch='LESRCNN', upscale=3)
+        load_model(path, arch='LESRCNN', scale=3)
 
 
 def test_unreadable_file_is_named(tmp_path):

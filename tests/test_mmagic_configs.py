@@ -132,7 +132,7 @@ def test_config_builds_model_and_datasets(config, tmp_path, monkeypatch, mm_scop
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=10)
     assert cfg.train_cfg.max_iters == 600000 and cfg.param_scheduler.milestones == [400000]
     model = MODELS.build(cfg.model)
-    generator_scales = getattr(model.generator, 'scales', None) or [model.generator.upscale]
+    generator_scales = model.generator.scales
 
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     starts = [0] + list(getattr(train_set, 'cumulative_sizes', [len(train_set)]))[:-1]

@@ -228,28 +228,38 @@ VARIANTS = {
 
 
 class LESRCNNBody(nn.Module):
-    """The LESRCNN pipeline shared by every network of the family.
+    """The LESRCNN pipeline shared by every network of the family, and its calling contract.
 
     ``subtract_mean -> information_extraction (IEEB) -> reconstruction (RB) -> refinement (IRB)
     -> add_mean``. The public networks (``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN``)
     choose its arguments; use them rather than this class.
 
+    Every network of the family (and ``FastLESRCNN`` built from one) is called the same way:
+    ``net(x)`` upsamples by ``net.default_scale``, ``net(x, scale=k)`` by any ``k`` in ``net.scales``.
+
     Args:
         scales: Scales to build upsamplers for.
+        default_scale: Scale of ``net(x)``; one of ``scales`` (default: the first).
         num_feat: Feature channels.
         variant: One of ``VARIANTS`` (``'full'`` is LESRCNN; the others are the paper's ablations).
         dual_kernel_from: First IEEB stage with a dual-kernel extraction layer (None: none).
         rgb_mean: Mean subtracted from the input and added to the output.
     """
 
-    def __init__(self, scales: Sequence[int], num_feat: int = 64, variant: str = 'full',
-                 dual_kernel_from: int | None = None, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
+    def __init__(self, scales: Sequence[int], default_scale: int | None = None, num_feat: int = 64,
+                 variant: str = 'full', dual_kernel_from: int | None = None,
+                 rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f'unknown variant {variant!r}; choose one of {sorted(VARIANTS)}')
+        if num_feat <= 0:
+            raise ValueError(f'num_feat must be positive, got {num_feat}')
+        self.scales = tuple(scales)
+        self.default_scale = self.scales[0] if default_scale is None else default_scale
+        if self.default_scale not in self.scales:
+            raise ValueError(f'default_scale {self.default_scale} is not one of scales {self.scales}')
         spec = VARIANTS[variant]
         self.variant = variant
-        self.scales = tuple(scales)
         self.subtract_mean = MeanShift(rgb_mean, sign=-1)
         self.information_extraction = InformationExtraction(
             num_feat, fuse_kernel=spec['fuse_kernel'], residual=spec['residual'],
@@ -258,8 +268,9 @@ class LESRCNNBody(nn.Module):
         self.refinement = InformationRefinement(num_feat, num_layers=spec['refinement_layers'])
         self.add_mean = MeanShift(rgb_mean, sign=1)
 
-    def forward_scale(self, x: torch.Tensor, scale: int) -> torch.Tensor:
-        """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1], by ``scale`` (one of ``self.scales``)."""
+    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1], by ``scale`` (default ``default_scale``)."""
+        scale = self.default_scale if scale is None else scale
         if scale not in self.scales:
             raise ValueError(f'this network has upsamplers for scales {self.scales}, not {scale}')
         shallow, deep = self.information_extraction(self.subtract_mean(x))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
 
 
@@ -34,7 +32,8 @@ class DualKernelLESRCNN(LESRCNNBody):
     def __init__(self, upscale: int = 2, num_feat: int = 64, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
         # Stage 0 holds the authors' conv2 (kept 3x3); stages 1..7 hold conv4, conv6, ..., conv16.
         super().__init__(scales=(upscale,), num_feat=num_feat, dual_kernel_from=1, rgb_mean=rgb_mean)
-        self.upscale = upscale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_scale(x, self.upscale)
+    @property
+    def upscale(self) -> int:
+        """The constructor's upscaling factor (BasicSR's name for it): ``default_scale``."""
+        return self.default_scale

@@ -118,7 +118,7 @@ class FastLESRCNN(nn.Module):
             (default) uses them when this PyTorch build has them; ``False`` always runs PyTorch's
             unfused operators (the path used on CUDA).
 
-    ``forward(x, scale=None)`` accepts the same input; ``scale`` defaults to the model's own.
+    Called like ``model``: ``net(x)`` at ``default_scale``, ``net(x, scale=k)`` for ``k`` in ``scales``.
     """
 
     def __init__(self, model: LESRCNNBody, fuse_kernels: bool | None = None) -> None:
@@ -128,8 +128,7 @@ class FastLESRCNN(nn.Module):
         if fuse_kernels and not fused_kernels_available():
             raise RuntimeError('fuse_kernels=True needs a PyTorch build with oneDNN (mkldnn) convolutions')
         self.fuse_kernels = fused_kernels_available() if fuse_kernels is None else fuse_kernels
-        self.default_scale = getattr(model, 'upscale', None) or getattr(model, 'default_scale')
-        self.scales = tuple(model.scales)
+        self.scales, self.default_scale = model.scales, model.default_scale  # the family's calling contract
         self.fuse_shallow = model.reconstruction.fuse_shallow
         self.subtract_mean = copy.deepcopy(model.subtract_mean)
         extraction = model.information_extraction

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
 
 
@@ -31,13 +29,15 @@ class LESRCNN(LESRCNNBody):
             how the ablations upsample and reconstruct, where the paper is silent.
         rgb_mean: Mean subtracted from the input and added back to the output.
 
-    Input: (N, 3, H, W) RGB in [0, 1]. Output: (N, 3, upscale*H, upscale*W).
+    Input: (N, 3, H, W) RGB in [0, 1]. Output: (N, 3, upscale*H, upscale*W). Called as every network
+    of the family: ``net(x)`` or ``net(x, scale=upscale)`` (see ``LESRCNNBody``).
     """
 
     def __init__(self, upscale: int = 2, num_feat: int = 64, variant: str = 'full',
                  rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
         super().__init__(scales=(upscale,), num_feat=num_feat, variant=variant, rgb_mean=rgb_mean)
-        self.upscale = upscale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_scale(x, self.upscale)
+    @property
+    def upscale(self) -> int:
+        """The constructor's upscaling factor (BasicSR's name for it): ``default_scale``."""
+        return self.default_scale

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
 
 
@@ -32,10 +30,5 @@ class MultiScaleLESRCNN(LESRCNNBody):
 
     def __init__(self, scales: Sequence[int] = (2, 3, 4), default_scale: int = 2, num_feat: int = 64,
                  variant: str = 'full', rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
-        super().__init__(scales=scales, num_feat=num_feat, variant=variant, rgb_mean=rgb_mean)
-        if default_scale not in self.scales:
-            raise ValueError(f'default_scale {default_scale} is not one of scales {self.scales}')
-        self.default_scale = default_scale
-
-    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        return self.forward_scale(x, self.default_scale if scale is None else scale)
+        super().__init__(scales=scales, default_scale=default_scale, num_feat=num_feat, variant=variant,
+                         rgb_mean=rgb_mean)

@@ -19,7 +19,6 @@ Everything else (losses, EMA, checkpoints, metrics) is SRModel's.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import random
 from collections import OrderedDict
@@ -87,7 +86,6 @@ class LESRCNNModel(SRModel):
         self._val_scale = None
         self._multiscale_batch = None
         super().__init__(opt)
-        self.takes_scale = 'scale' in inspect.signature(self.get_bare_model(self.net_g).forward).parameters
 
     # ------------------------------------------------------------------ training
     def init_training_settings(self):
@@ -118,10 +116,11 @@ class LESRCNNModel(SRModel):
         self.gt = self._multiscale_batch[f'gt_x{scale}'].to(self.device)
         return scale
 
-    def _run_network(self, net, lq: torch.Tensor, scale: int | None) -> torch.Tensor:
-        if scale is not None and self.takes_scale:
-            return net(lq, scale=scale)
-        return net(lq)
+    @staticmethod
+    def _run_network(net, lq: torch.Tensor, scale: int | None) -> torch.Tensor:
+        # A scale comes with multi-scale batches and validation only; a single-scale batch calls the
+        # network plainly, so that the model also trains networks outside the family.
+        return net(lq) if scale is None else net(lq, scale=scale)
 
     def _autocast(self):
         if self.amp_dtype is None:

@@ -1,0 +1,147 @@
+"""What every ``lesrcnn-*`` command shares: how it fails, and the arguments it takes.
+
+* ``run(body)`` runs a command's work. A ``LESRCNNError`` (a bad file, option or value) or an
+  ``OSError`` (a missing file, a full disk, a read-only folder) ends it with one line on standard
+  error, naming the path and what is wrong, and exit status 1. Usage errors stay argparse's (exit 2).
+* The argument builders give every command the same flags, with choices taken from the package's
+  own tables (``SUPPORTED_SCALES``, ``VARIANTS``, ``ARCHS``, the size presets).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
+from ..complexity import PRESETS, InputSize, input_size, parse_size
+from ..errors import LESRCNNError
+
+
+def describe(error: BaseException) -> str:
+    """One line for a user error: an ``OSError`` names its path (both, for a rename) and the reason."""
+    if isinstance(error, OSError) and error.filename is not None:
+        target = f'{error.filename} -> {error.filename2}' if error.filename2 else str(error.filename)
+        return f'{target}: {error.strerror or error}'
+    return str(error)
+
+
+def run(body: Callable[[], int | None], prog: str | None = None) -> int:
+    """Run a command's work and return its exit status: 0, the status ``body`` returns, or 1 for a
+    user error, reported in one line (``error: ...``, or ``<prog>: error: ...`` when ``prog`` is given)."""
+    prefix = f'{prog}: error: ' if prog else 'error: '
+    try:
+        return body() or 0
+    except (LESRCNNError, OSError) as exc:
+        print(prefix + describe(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(prefix + 'interrupted', file=sys.stderr)
+        return 130
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An ``argparse`` type: an integer no smaller than ``minimum`` (a usage error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def add_scale_argument(parser, help_text: str) -> None:
+    parser.add_argument('--scale', type=int, choices=SUPPORTED_SCALES, help=help_text)
+
+
+def add_weights_arguments(parser, checkpoint_flags: tuple[str, ...] = ('checkpoint',),
+                          checkpoint_help: str = 'weights: a file in any supported format (authors\', BasicSR, '
+                                                 'MMagic, plain) or a registered name such as lesrcnn_x2') -> None:
+    """The weights to load (``args.checkpoint``) and the overrides of what they tell: ``--arch``,
+    ``--scale``, ``--variant``."""
+    if checkpoint_flags[0].startswith('-'):
+        parser.add_argument(*checkpoint_flags, dest='checkpoint', required=True, help=checkpoint_help)
+    else:  # a positional argument, read as args.checkpoint whatever its name in the usage line
+        parser.add_argument('checkpoint', metavar=checkpoint_flags[0], help=checkpoint_help)
+    parser.add_argument('--arch', choices=sorted(ARCHS), help='network name (inferred from the weights when omitted)')
+    add_scale_argument(parser, 'scale to run: picks the upsampler of a multi-scale network; checked otherwise')
+    parser.add_argument('--variant', choices=sorted(VARIANTS),
+                        help='LESRCNN ablation variant (needed for the ablations without an IRB)')
+
+
+def add_network_arguments(parser) -> None:
+    """A network to build, not load: by name, from a BasicSR options file or an MMagic config."""
+    group = parser.add_argument_group('network')
+    source = group.add_mutually_exclusive_group()
+    source.add_argument('--arch', choices=sorted(ARCHS), help='network by registered name (default LESRCNN)')
+    source.add_argument('-opt', '--opt', metavar='YAML', help='BasicSR options file: its network_g')
+    source.add_argument('--config', metavar='PY', help='MMagic config: its model.generator (needs mmengine)')
+    add_scale_argument(group, 'upscaling factor: builds LESRCNN/DualKernelLESRCNN with it, and picks the '
+                              'scale a multi-scale network runs (default: the network\'s own)')
+    group.add_argument('--scales', type=int, nargs='+', choices=SUPPORTED_SCALES,
+                       help='MultiScaleLESRCNN: scales to build (default 2 3 4)')
+    group.add_argument('--variant', choices=sorted(VARIANTS), help='LESRCNN ablation variant (default full)')
+    group.add_argument('--num-feat', type=positive_int, help='feature channels (default 64)')
+
+
+def network_from_args(args: argparse.Namespace) -> tuple[str, dict]:
+    """(name, kwargs) from --arch/-opt/--config, with the command-line arguments overriding the file's."""
+    from ..complexity import network_from_basicsr_options, network_from_mmagic_config
+
+    if args.opt:
+        name, kwargs = network_from_basicsr_options(args.opt)
+    elif args.config:
+        name, kwargs = network_from_mmagic_config(args.config)
+    else:
+        name, kwargs = args.arch or 'LESRCNN', {}
+    if args.scale is not None and name != 'MultiScaleLESRCNN':
+        kwargs['upscale'] = args.scale
+    if args.scales:
+        kwargs['scales'] = args.scales
+    if args.variant:
+        kwargs['variant'] = args.variant
+    if args.num_feat is not None:
+        kwargs['num_feat'] = args.num_feat
+    return name, kwargs
+
+
+def add_size_arguments(parser, default_note: str = 'Default: ntire when no size is given') -> None:
+    """Input sizes: ``--lr-size``, ``--hr-size`` (repeatable) and ``--preset``."""
+    group = parser.add_argument_group('input sizes')
+    group.add_argument('--lr-size', action='append', default=[], metavar='HxW', help='LR input size (repeatable)')
+    group.add_argument('--hr-size', action='append', default=[], metavar='HxW',
+                       help='HR output size, modcropped to the scale (repeatable)')
+    group.add_argument('--preset', nargs='+', default=[], choices=sorted(PRESETS),
+                       help='ntire: 256x256 LR; 720p: 1280x720 output; 256/512/1024: square HR outputs '
+                            f'(the paper\'s runtime sizes). {default_note}')
+
+
+def sizes_from_args(args: argparse.Namespace, scale: int) -> list[InputSize]:
+    """The sizes asked for, in the order given; the NTIRE preset when none is."""
+    sizes = ([input_size(scale, lr=parse_size(text)) for text in args.lr_size]
+             + [input_size(scale, hr=parse_size(text)) for text in args.hr_size]
+             + [input_size(scale, preset=preset) for preset in args.preset])
+    return sizes or [input_size(scale, preset='ntire')]
+
+
+def output_arguments_check(parser: argparse.ArgumentParser, path: str | os.PathLike | None,
+                           *inputs: str | os.PathLike) -> None:
+    """Refuse (usage error) an output path that is one of the inputs: no input is ever overwritten."""
+    if path is None:
+        return
+    for source in inputs:
+        if source is not None and os.path.exists(source) and os.path.exists(path) \
+                and os.path.samefile(source, path):
+            parser.error(f'{path} is an input: choose another output')
+
+
+__all__ = ['add_network_arguments', 'add_scale_argument', 'add_size_arguments', 'add_weights_arguments',
+           'describe', 'int_at_least', 'network_from_args', 'output_arguments_check', 'positive_int', 'run',
+           'sizes_from_args']
