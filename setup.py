@@ -33,6 +33,7 @@ EXTRAS = {
     'onnx': ['onnx', 'onnxruntime'],        # lesrcnn-export-onnx and its parity check
     'plots': ['matplotlib'],                # lesrcnn-measure-runtime's plot
     'demo': ['scikit-image'],               # lesrcnn-demo's bundled photographs
+    'spandrel': ['spandrel>=0.4,<0.5'],     # lesrcnn_plugin.spandrel (ComfyUI, chaiNNer)
 }
 EXTRAS['all'] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
 EXTRAS['dev'] = ['pytest>=7']
