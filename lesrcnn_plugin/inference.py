@@ -1,9 +1,10 @@
-"""Run a LESRCNN-family network on images: image I/O, seamless tiling and x8 self-ensemble.
+"""Run a LESRCNN-family network on images: seamless tiling and x8 self-ensemble.
 
 Pixel conventions (``upscale_image``):
 
-* images are read with OpenCV's ``IMREAD_UNCHANGED``: 8- or 16-bit, gray (H, W), gray with alpha
-  (H, W, 2), BGR (H, W, 3) or BGRA (H, W, 4). The output has the input's pixel type and layout, the
+* images are arrays as ``lesrcnn_plugin.image_io.read_image`` gives them by default (OpenCV's
+  ``IMREAD_UNCHANGED``): 8- or 16-bit, gray (H, W), gray with alpha (H, W, 2), BGR (H, W, 3) or
+  BGRA (H, W, 4). The output has the input's pixel type and layout, the
   spatial size multiplied by the scale;
 * colour goes through the network as RGB in [0, 1] (8-bit divided by 255, 16-bit by 65535) and is
   clamped to [0, 1] and rounded back to the input's pixel type;
@@ -25,9 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,11 +35,7 @@ from torch import nn
 
 from .archs.blocks import DualKernelConv, LESRCNNBody
 from .archs.fast import FastLESRCNN
-from .checkpoint import CheckpointError, model_from_state, read_checkpoint, to_plugin_state
-from .fileio import atomic_path
-
-#: File extensions picked up when a folder is given (explicitly named files are read whatever their name).
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from .errors import ConfigError, ImageError
 
 #: ITU-R BT.601 luma weights for R, G, B: how a super-resolved gray image returns to one channel.
 BT601_LUMA_RGB = (0.299, 0.587, 0.114)
@@ -50,85 +45,11 @@ _PIXEL_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-class ImageError(ValueError):
-    """An image that cannot be read, written or processed; the message names the file."""
-
-
-# --------------------------------------------------------------------------------------------- I/O
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image unchanged (bit depth, channels, alpha), raising ``ImageError`` naming the file."""
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ImageError(f'{path}: cannot read file ({exc.strerror or exc})') from exc
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ImageError(f'{path}: not a readable image (empty, corrupt or of an unsupported format)')
-    if image.dtype not in _PIXEL_MAX:
-        raise ImageError(f'{path}: unsupported pixel type {image.dtype} (8- and 16-bit images are supported)')
-    return image
-
-
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode ``image`` by the extension of ``path`` and write it atomically (temporary name, then rename)."""
-    path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix or '.png', image)
-    if not ok:
-        raise ImageError(f'{path}: OpenCV cannot encode a {image.dtype} image with {_channels(image)} channel(s) '
-                         f'as {path.suffix}')
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
-
-
 def _channels(image: np.ndarray) -> int:
     return 1 if image.ndim == 2 else image.shape[2]
 
 
 # ------------------------------------------------------------------------------------------ models
-
-
-def load_network(path: str | os.PathLike, arch: str | None = None, scale: int | None = None,
-                 variant: str | None = None) -> LESRCNNBody:
-    """Load a checkpoint in any known format into the network it holds (eval mode, on the CPU).
-
-    Args:
-        path: Checkpoint file (authors', BasicSR, MMagic or plain state dict).
-        arch: Network name (``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN``); inferred from
-            the weights when omitted.
-        scale: For a multi-scale checkpoint, the scale to run by default; for a single-scale one,
-            checked against the weights (an authors' checkpoint's scale is read from its upsampler).
-        variant: LESRCNN ablation (``sn``, ``hn``, ``ieeb``, ``ieeb_rb``, ``full``); needed for the
-            ablations without an IRB, whose weights alone do not tell them apart.
-
-    Raises:
-        CheckpointError: naming the file, when it cannot be read, recognised or loaded strictly, or
-            when it has no upsampler for ``scale``.
-    """
-    checkpoint = read_checkpoint(path)
-    try:
-        state = to_plugin_state(checkpoint, scale)
-        model = model_from_state(state, arch, variant)
-    except (CheckpointError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f'{path}: {exc}') from exc
-    if scale is not None and scale not in model.scales:
-        raise CheckpointError(f'{path}: the network has upsamplers for scales {model.scales}, not x{scale}')
-    if scale is not None and hasattr(model, 'default_scale'):
-        model.default_scale = scale
-    return model.eval()
-
-
-def network_scale(model: nn.Module, scale: int | None = None) -> int:
-    """The scale ``model`` upsamples by: ``scale`` if given, else its ``upscale`` or ``default_scale``."""
-    if scale is not None:
-        return int(scale)
-    for attribute in ('upscale', 'default_scale'):
-        value = getattr(model, attribute, None)
-        if value is not None:
-            return int(value)
-    raise ValueError(f'cannot tell the scale of {type(model).__name__}: pass scale=')
 
 
 def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.device = 'cpu',
@@ -151,12 +72,16 @@ def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.d
 
 
 def resolve_device(name: str = 'auto') -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises ``ValueError``."""
+    """``auto`` -> CUDA when available, else CPU; an unknown device or ``cuda`` without a GPU raises
+    ``ConfigError``."""
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f'--device {name!r} is not a device (auto, cpu, cuda or cuda:N)') from None
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('--device cuda was asked for but no CUDA device is available')
+        raise ConfigError('--device cuda was asked for but no CUDA device is available')
     return device
 
 
@@ -193,7 +118,7 @@ def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
         model: A ``LESRCNN``/``MultiScaleLESRCNN``/``DualKernelLESRCNN`` or its ``FastLESRCNN``.
         scale: The scale to run (defaults to the network's own); picks the upsampler.
     """
-    scale = network_scale(model, scale)
+    scale = model.default_scale if scale is None else scale
     if isinstance(model, FastLESRCNN):
         lr_layers = [model.shallow, *model.extract, *model.fuse]
         upsampler = model.upsamplers[f'x{scale}']
@@ -215,14 +140,14 @@ def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
 # --------------------------------------------------------------------------------------- inference
 
 
-def _runner(network: nn.Module, scale: int | None, device: torch.device, dtype: torch.dtype,
+def _runner(network: nn.Module, scale: int, device: torch.device, dtype: torch.dtype,
             channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function running ``network`` on a host float32 tile and returning its host float32 output."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def run(tile: torch.Tensor) -> torch.Tensor:
         x = tile.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
-        y = network(x) if scale is None else network(x, scale)
+        y = network(x, scale=scale)
         return y.float().cpu()
 
     return run
@@ -292,7 +217,8 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
     """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1] on the host; returns host float32, not clamped.
 
     Args:
-        network: A LESRCNN-family network (or any module mapping (N, 3, h, w) to (N, 3, s*h, s*w)).
+        network: A LESRCNN-family network or its ``FastLESRCNN`` (``scales``, ``default_scale``,
+            ``network(x, scale=k)``).
         x: Input batch.
         scale: Scale to run (for multi-scale networks); defaults to the network's.
         tile: Core tile size in LR pixels; ``None`` runs the whole image at once.
@@ -306,15 +232,14 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
     parameter = next(network.parameters(), None)
     device = torch.device(device) if device is not None else (parameter.device if parameter is not None else 'cpu')
     dtype = dtype or (parameter.dtype if parameter is not None else torch.float32)
-    # Pass the scale on only when asked: single-scale networks take no scale argument.
+    scale = network.default_scale if scale is None else scale
     forward = _runner(network, scale, device, dtype, channels_last)
     if tile is not None:
-        run_scale = network_scale(network, scale)
-        overlap = receptive_field_margin(network, run_scale) if tile_overlap is None else tile_overlap
+        overlap = receptive_field_margin(network, scale) if tile_overlap is None else tile_overlap
         untiled = forward
 
         def forward(t: torch.Tensor) -> torch.Tensor:
-            return tiled_forward(untiled, t, run_scale, tile, overlap)
+            return tiled_forward(untiled, t, scale, tile, overlap)
 
     x = x.float().cpu()
     with torch.inference_mode():
@@ -361,6 +286,5 @@ def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None
     return out[..., 0] if image.ndim == 2 else out
 
 
-__all__ = ['BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'IMAGE_EXTENSIONS', 'ImageError', 'load_network',
-           'network_scale', 'prepare_network', 'read_image', 'receptive_field_margin', 'resolve_device',
-           'self_ensemble_forward', 'tiled_forward', 'upscale_image', 'upscale_tensor', 'write_image']
+__all__ = ['BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'prepare_network', 'receptive_field_margin',
+           'resolve_device', 'self_ensemble_forward', 'tiled_forward', 'upscale_image', 'upscale_tensor']

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lesrcnn_plugin.data import DataError, read_meta_info, verify_lmdb, write_lmdb
+from lesrcnn_plugin.data import read_meta_info, verify_lmdb, write_lmdb
+from lesrcnn_plugin.errors import DataError
 
 
 def _images(count=4, size=(24, 20), gray_last=True, seed=0):

@@ -6,8 +6,7 @@ import stat
 
 import pytest
 
-from lesrcnn_plugin.data import remove_stale_temporaries
-from lesrcnn_plugin.fileio import atomic_path, sibling_name
+from lesrcnn_plugin.fileio import atomic_path, remove_stale_temporaries, sibling_name
 
 
 def test_success_publishes_with_the_usual_permissions(tmp_path):

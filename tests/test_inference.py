@@ -11,11 +11,12 @@ from torch.nn import functional as F
 from conftest import shared_path
 from lesrcnn_plugin.archs import DualKernelLESRCNN, LESRCNN, MultiScaleLESRCNN
 from lesrcnn_plugin.archs.fast import FastLESRCNN
-from lesrcnn_plugin.checkpoint import FORMATS, CheckpointError, save_checkpoint
+from lesrcnn_plugin.checkpoint import FORMATS, CheckpointError, load_model, save_checkpoint
 from lesrcnn_plugin.cli import upscale as upscale_cli
-from lesrcnn_plugin.inference import (BT601_LUMA_RGB, ImageError, load_network, prepare_network, read_image,
-                                      receptive_field_margin, self_ensemble_forward, upscale_image, upscale_tensor,
-                                      write_image)
+from lesrcnn_plugin.errors import ImageError
+from lesrcnn_plugin.image_io import read_image, write_image
+from lesrcnn_plugin.inference import (BT601_LUMA_RGB, prepare_network, receptive_field_margin, self_ensemble_forward,
+                                      upscale_image, upscale_tensor)
 
 
 def small(cls, *args, **kwargs):
@@ -51,7 +52,7 @@ def influence_radius(model: nn.Module, scale: int, reach: int) -> int:
 @pytest.mark.parametrize('name', sorted(NETWORKS))
 def test_margin_bounds_the_measured_receptive_field(name):
     model = NETWORKS[name]()
-    scale = model.upscale if hasattr(model, 'upscale') else model.default_scale
+    scale = model.default_scale
     margin = receptive_field_margin(model)
     measured = influence_radius(model, scale, reach=margin)
     assert measured <= margin
@@ -91,9 +92,12 @@ def test_tiled_self_ensemble_equals_untiled_self_ensemble():
 
 
 class SymmetricToy(nn.Module):
-    """Flip- and rot90-equivariant x2 network: D4-symmetric kernels, nearest upsampling, ReLU."""
+    """Flip- and rot90-equivariant x2 network: D4-symmetric kernels, nearest upsampling, ReLU.
 
-    upscale = 2
+    It follows the family's calling contract (``scales``, ``default_scale``, ``net(x, scale=k)``).
+    """
+
+    scales, default_scale = (2,), 2
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,7 +110,7 @@ class SymmetricToy(nn.Module):
         views = [torch.rot90(k, turns, dims=(-2, -1)) for k in (kernel, kernel.flip(-1)) for turns in range(4)]
         return torch.stack(views).mean(0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         h = F.relu(F.conv2d(x, self.first, padding=1))
         return F.conv2d(F.interpolate(h, scale_factor=2, mode='nearest'), self.last, padding=1)
 
@@ -234,7 +238,7 @@ def test_cli_picks_the_scale_of_a_multiscale_checkpoint(tmp_path):
     assert upscale_cli.main(args + ['--scale', '3', '--reference']) == 0
     assert read_image(tmp_path / 'out' / 'img0_x3.png').shape == (30, 36, 3)
     with pytest.raises(CheckpointError, match='not x4'):
-        load_network(tmp_path / 'multi.pth', scale=4)
+        load_model(tmp_path / 'multi.pth', scale=4)
 
 
 def test_cli_reports_a_corrupt_image_and_processes_the_rest(tmp_path, random_x3, capsys):
@@ -263,7 +267,7 @@ def test_cli_with_the_official_weights_in_every_format(tmp_path, fmt):
     """The authors' x2 weights, converted to each format, reproduce the authors' own output."""
     official = shared_path('weights', 'lesrcnn_official', 'lesrcnn_x2.pth')
     reference = np.load(shared_path('reference', 'lesrcnn_official_outputs.npz'))
-    model = load_network(official)
+    model = load_model(official)
     checkpoint = tmp_path / f'x2_{fmt}.pth'
     save_checkpoint(model.state_dict(), checkpoint, fmt)
     lr_rgb = np.rint(reference['x2_input'][0].transpose(1, 2, 0) * 255).astype(np.uint8)

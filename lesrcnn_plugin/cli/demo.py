@@ -30,7 +30,8 @@ import yaml
 from ..archs import LESRCNN
 from ..checkpoint import CheckpointError, load_model
 from ..complexity import count_complexity, format_markdown, input_size
-from ..data import imresize, modcrop, write_lmdb
+from ..data import crop_grid, extract, imresize, modcrop, scaled_crop, subimage_key, write_lmdb
+from ..image_io import write_image
 from ..metrics import psnr_y, ssim_y
 
 SCALE = 2
@@ -64,35 +65,29 @@ def rgb_photo(name: str) -> np.ndarray:
     return image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
 
 
-def sub_images(image: np.ndarray, crop: int, step: int):
-    """Top-left corners of crops covering ``image``, the last row/column flush with the border."""
-    h, w = image.shape[:2]
-    ys = sorted(set(list(range(0, h - crop + 1, step)) + [h - crop]))
-    xs = sorted(set(list(range(0, w - crop + 1, step)) + [w - crop]))
-    return [(y, x) for y in ys for x in xs]
-
-
 def build_dataset(root: Path) -> tuple[int, Path]:
-    """Training LMDBs and the held-apart evaluation pairs; returns the number of sub-images."""
+    """Training LMDBs and the held-apart evaluation pairs; returns the number of sub-images.
+
+    Sub-images follow ``lesrcnn-prepare-div2k``'s grid (``thresh_size`` 0: a last crop flush with the
+    far edge) and keys (``0001_s001``), with the LR crops co-located with the HR ones.
+    """
+    lr_crop, _ = scaled_crop(HR_CROP, HR_STEP, SCALE)
     hr_items, lr_items = [], []
     for index, name in enumerate(TRAIN_IMAGES, start=1):
-        hr = modcrop(rgb_photo(name), SCALE)
+        hr = cv2.cvtColor(modcrop(rgb_photo(name), SCALE), cv2.COLOR_RGB2BGR)
         lr = imresize(hr, 1 / SCALE)
-        for number, (y, x) in enumerate(sub_images(hr, HR_CROP, HR_STEP), start=1):
-            key = f'{index:04d}_s{number:03d}'
-            hr_items.append((key, cv2.cvtColor(hr[y:y + HR_CROP, x:x + HR_CROP], cv2.COLOR_RGB2BGR)))
-            ly, lx, size = y // SCALE, x // SCALE, HR_CROP // SCALE
-            lr_items.append((key, cv2.cvtColor(lr[ly:ly + size, lx:lx + size], cv2.COLOR_RGB2BGR)))
+        positions = crop_grid(hr.shape[0], hr.shape[1], HR_CROP, HR_STEP)
+        keys = [subimage_key(f'{index:04d}', number) for number in range(1, len(positions) + 1)]
+        hr_items += zip(keys, extract(hr, positions, HR_CROP))
+        lr_items += zip(keys, extract(lr, [(top // SCALE, left // SCALE) for top, left in positions], lr_crop))
     write_lmdb(root / 'train_HR_sub.lmdb', hr_items)
     write_lmdb(root / f'train_LR_bicubic_X{SCALE}_sub.lmdb', lr_items)
 
     val = root / 'held_apart'
-    for sub in ('HR', 'LR'):
-        (val / sub).mkdir(parents=True, exist_ok=True)
     for name in HELD_APART:
-        hr = modcrop(rgb_photo(name), SCALE)
-        cv2.imwrite(str(val / 'HR' / f'{name}.png'), cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(val / 'LR' / f'{name}.png'), cv2.cvtColor(imresize(hr, 1 / SCALE), cv2.COLOR_RGB2BGR))
+        hr = cv2.cvtColor(modcrop(rgb_photo(name), SCALE), cv2.COLOR_RGB2BGR)
+        write_image(val / 'HR' / f'{name}.png', hr)
+        write_image(val / 'LR' / f'{name}.png', imresize(hr, 1 / SCALE))
     return len(hr_items), val
 
 

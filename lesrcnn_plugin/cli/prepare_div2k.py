@@ -26,311 +26,12 @@ many GB for DIV2K, and is not resumable).
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import multiprocessing
 import os
-import shutil
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
-from ..data import (DataError, crop_grid, encode_png, extract, imresize, list_images, make_sibling_dir, modcrop,
-                    read_image, remove_stale_temporaries, scaled_crop, subimage_key, verify_lmdb, write_lmdb_records)
-
-SPLITS = {'train': 'DIV2K_train', 'valid': 'DIV2K_valid'}
-_SETTINGS_FILE = 'settings.json'
-_KEYS_FILE = 'keys.txt'
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What determines the content of the databases; staged sub-images are reused only under equal settings.
-
-    Attributes:
-        scales: LR scale factors.
-        crop_size: HR sub-image side.
-        step: HR sub-image stride.
-        thresh_size: add a crop flush with the far edge when more than this many pixels are left.
-        compress_level: PNG compression level of the stored sub-images.
-        generate_lr: make every LR image with the MATLAB-exact resize, ignoring LR files.
-    """
-    scales: tuple[int, ...] = (2, 3, 4)
-    crop_size: int = 480
-    step: int = 240
-    thresh_size: int = 0
-    compress_level: int = 1
-    generate_lr: bool = False
-
-    @property
-    def modulus(self) -> int:
-        """HR crops lie inside the image cropped to a multiple of every scale, so LR crops align."""
-        return math.lcm(*self.scales)
-
-    def lr_crop(self, scale: int) -> tuple[int, int]:
-        """LR crop size and step for ``scale`` (an error when they are not integers)."""
-        return scaled_crop(self.crop_size, self.step, scale)
-
-
-@dataclass(frozen=True)
-class Split:
-    """One DIV2K split: where its images are and what it produces.
-
-    Attributes:
-        prefix: ``DIV2K_train`` or ``DIV2K_valid``.
-        hr_dir: folder of HR images.
-        lr_root: folder with ``X{k}`` sub-folders of LR images (may not exist).
-        output: folder receiving the databases.
-    """
-    prefix: str
-    hr_dir: Path
-    lr_root: Path
-    output: Path
-
-    def db_labels(self, scales) -> list[str]:
-        """Short names of the databases: ``HR``, ``X2``, ..."""
-        return ['HR'] + [f'X{k}' for k in scales]
-
-    def db_path(self, label: str) -> Path:
-        """Database folder of ``label`` (``HR`` or ``X{k}``)."""
-        if label == 'HR':
-            return self.output / f'{self.prefix}_HR_sub.lmdb'
-        return self.output / f'{self.prefix}_LR_bicubic_{label}_sub.lmdb'
-
-
-def lr_file(lr_root: Path, scale: int, name: str) -> Path | None:
-    """DIV2K's LR file for image ``name`` at ``scale`` (``X2/0001x2.png``, or ``X2/0001.png``), if any."""
-    for candidate in (lr_root / f'X{scale}' / f'{name}x{scale}.png', lr_root / f'X{scale}' / f'{name}.png'):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def load_lr(hr, hr_path: Path, lr_root: Path, scale: int, settings: Settings):
-    """The x``scale`` LR image of ``hr``: DIV2K's file when present, else the MATLAB-exact resize.
-
-    Raises:
-        DataError: the LR folder exists but lacks this image, or the LR size disagrees with the HR size.
-    """
-    folder = lr_root / f'X{scale}'
-    if settings.generate_lr or not folder.is_dir():
-        return imresize(modcrop(hr, scale), 1 / scale)
-    path = lr_file(lr_root, scale, hr_path.stem)
-    if path is None:
-        raise DataError(f'{folder}: no LR image for {hr_path} (expected {hr_path.stem}x{scale}.png); '
-                        'add it, or use --generate-lr to make every LR image from the HR images')
-    lr = read_image(path)
-    height, width = hr.shape[:2]
-    if lr.shape[:2] not in ((height // scale, width // scale), (-(-height // scale), -(-width // scale))):
-        raise DataError(f'{path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} '
-                        f'({width}x{height}) divided by {scale}')
-    return lr
-
-
-def image_records(hr_path: Path, lr_root: Path, settings: Settings) -> tuple[list[str], dict[str, list[bytes]]]:
-    """Sub-images of one image: ``(keys, {label: [png_bytes per key]})``.
-
-    Raises:
-        DataError: naming the file, for unreadable images, images smaller than a crop, or LR sizes
-            that disagree with the HR size.
-    """
-    hr = read_image(hr_path)
-    usable = modcrop(hr, settings.modulus)
-    try:
-        positions = crop_grid(usable.shape[0], usable.shape[1], settings.crop_size, settings.step,
-                              settings.thresh_size)
-    except DataError as exc:
-        raise DataError(f'{hr_path}: {hr.shape[1]}x{hr.shape[0]} image, {exc}; remove it or lower --crop-size')
-    keys = [subimage_key(hr_path.stem, i) for i in range(1, len(positions) + 1)]
-    def encode(crops):
-        return [encode_png(crop, settings.compress_level) for crop in crops]
-
-    records = {'HR': encode(extract(usable, positions, settings.crop_size))}
-    for scale in settings.scales:
-        lr = load_lr(hr, hr_path, lr_root, scale, settings)
-        lr_size, _ = settings.lr_crop(scale)
-        lr_positions = [(top // scale, left // scale) for top, left in positions]
-        records[f'X{scale}'] = encode(extract(lr, lr_positions, lr_size))
-    return keys, records
-
-
-class Staging:
-    """Per-image sub-image PNGs on disk: ``<root>/<image>/<label>/<key>.png`` plus ``keys.txt``.
-
-    An image folder is built under a temporary name and renamed when complete, so after a crash
-    every folder present is whole, and resuming just skips them.
-    """
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def prepare(self, settings: Settings) -> None:
-        """Create the folder, drop images staged under other settings and unfinished image folders."""
-        settings_path = self.root / _SETTINGS_FILE
-        wanted = json.dumps(asdict(settings), sort_keys=True)
-        if settings_path.is_file() and settings_path.read_text() != wanted:
-            print(f'{self.root}: staged with other settings, starting over', file=sys.stderr)
-            shutil.rmtree(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.root)
-        if not settings_path.is_file():
-            settings_path.write_text(wanted)
-
-    def is_done(self, name: str) -> bool:
-        """Whether image ``name`` is completely staged."""
-        return (self.root / name / _KEYS_FILE).is_file()
-
-    def store(self, name: str, keys: list[str], records: dict[str, list[bytes]]) -> None:
-        """Stage the sub-images of image ``name`` atomically."""
-        partial = make_sibling_dir(self.root / name, 'partial')
-        try:
-            for label, values in records.items():
-                (partial / label).mkdir()
-                for key, value in zip(keys, values):
-                    (partial / label / f'{key}.png').write_bytes(value)
-            (partial / _KEYS_FILE).write_text(''.join(f'{key}\n' for key in keys))
-            os.replace(partial, self.root / name)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-
-    def records(self, names: list[str], label: str):
-        """``(key, png_bytes)`` of ``label`` for the images ``names``, in order."""
-        for name in names:
-            for key in (self.root / name / _KEYS_FILE).read_text().split():
-                yield key, (self.root / name / label / f'{key}.png').read_bytes()
-
-
-def _work(task):
-    """Worker: sub-images of one image, staged on disk (returns only the count) or returned."""
-    hr_path, lr_root, settings, staging_root = task
-    keys, records = image_records(hr_path, lr_root, settings)
-    if staging_root is None:
-        return hr_path.stem, keys, records
-    Staging(staging_root).store(hr_path.stem, keys, records)
-    return hr_path.stem, keys, None
-
-
-def run_workers(tasks: list, workers: int, desc: str):
-    """Run ``_work`` over ``tasks`` with a progress bar; in-process when ``workers`` is 1."""
-    bar = tqdm(total=len(tasks), desc=desc, unit='img')
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield _work(task)
-                bar.update()
-        else:
-            with multiprocessing.Pool(workers) as pool:
-                for result in pool.imap_unordered(_work, tasks):
-                    yield result
-                    bar.update()
-    finally:
-        bar.close()
-
-
-def build_split(split: Split, settings: Settings, workers: int, staging_dir: Path | None, limit: int | None,
-                overwrite: bool, keep_staging: bool) -> list[str]:
-    """Build the missing (or, with ``overwrite``, all) databases of ``split``; returns report lines."""
-    labels = split.db_labels(settings.scales)
-    todo = [label for label in labels if overwrite or not split.db_path(label).exists()]
-    report = [f'{split.db_path(label)}: exists, kept (--overwrite to rebuild)' for label in labels
-              if label not in todo]
-    if not todo:
-        return report
-    hr_files = list_images(split.hr_dir)[:limit]
-    if not hr_files:
-        raise DataError(f'{split.hr_dir}: no images found')
-    names = [path.stem for path in hr_files]
-
-    staged: dict[str, tuple[list[str], dict]] = {}
-    staging = None
-    if staging_dir is not None:
-        staging = Staging(staging_dir / split.prefix)
-        staging.prepare(settings)
-    tasks = [(path, split.lr_root, settings, None if staging is None else staging.root)
-             for path in hr_files if staging is None or not staging.is_done(path.stem)]
-    if staging is not None and len(tasks) < len(hr_files):
-        report.append(f'{staging.root}: resuming, {len(hr_files) - len(tasks)} of {len(hr_files)} images staged')
-    for name, keys, records in run_workers(tasks, workers, f'{split.prefix} sub-images'):
-        if records is not None:
-            staged[name] = (keys, records)
-
-    def records_of(label):
-        if staging is not None:
-            return staging.records(names, label)
-        return ((key, value) for name in names for key, value in zip(staged[name][0], staged[name][1][label]))
-
-    for label in todo:
-        path = split.db_path(label)
-        total = None if staging is not None else sum(len(staged[name][0]) for name in names)
-        records = tqdm(records_of(label), total=total, desc=f'write {path.name}', unit='img')
-        count = write_lmdb_records(path, records, settings.compress_level, overwrite=True)
-        report.append(f'{path}: {count} sub-images from {len(names)} images')
-    if staging is not None and not keep_staging:
-        shutil.rmtree(staging.root)
-        if not any(staging.root.parent.iterdir()):
-            staging.root.parent.rmdir()
-    return report
-
-
-def verify_split(split: Split, scales) -> list[str]:
-    """Every key decodes, all databases hold the same keys, and HR sizes are k times LR sizes."""
-    shapes = {label: verify_lmdb(split.db_path(label), progress=True) for label in split.db_labels(scales)}
-    hr = shapes['HR']
-    for scale in scales:
-        label, path = f'X{scale}', split.db_path(f'X{scale}')
-        if set(shapes[label]) != set(hr):
-            missing = sorted(set(hr) ^ set(shapes[label]))[:3]
-            raise DataError(f'{path} and {split.db_path("HR")} hold different keys (e.g. {missing})')
-        for key, (height, width, channels) in shapes[label].items():
-            if hr[key] != (height * scale, width * scale, channels):
-                raise DataError(f'{path}[{key}]: LR {shapes[label][key]} is not HR {hr[key]} divided by {scale}')
-    return [f'verified {split.db_path(label)}: {len(hr)} keys decode, HR = LR x scale'
-            for label in split.db_labels(scales)]
-
-
-def dry_run(split: Split, settings: Settings, limit: int | None) -> list[str]:
-    """Counts and estimated sizes, from image headers and one encoded sample image."""
-    from PIL import Image
-
-    hr_files = list_images(split.hr_dir)[:limit]
-    if not hr_files:
-        raise DataError(f'{split.hr_dir}: no images found')
-    count = 0
-    problems = []
-    for path in tqdm(hr_files, desc=f'{split.prefix} headers', unit='img'):
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except OSError as exc:
-            problems.append(f'  {path}: unreadable ({exc})')
-            continue
-        height, width = height - height % settings.modulus, width - width % settings.modulus
-        try:
-            count += len(crop_grid(height, width, settings.crop_size, settings.step, settings.thresh_size))
-        except DataError as exc:
-            problems.append(f'  {path}: {exc}')
-    # PNG size of real sub-images: encode those of the first usable image.
-    for path in hr_files:
-        try:
-            keys, records = image_records(path, split.lr_root, settings)
-            break
-        except DataError:
-            continue
-    else:
-        raise DataError(f'{split.hr_dir}: no usable image:\n' + '\n'.join(problems))
-    lines = [f'{split.prefix}: {len(hr_files)} images in {split.hr_dir} -> {count} sub-images per database']
-    for label in split.db_labels(settings.scales):
-        source = 'HR' if label == 'HR' else (
-            'generated (MATLAB bicubic)' if settings.generate_lr or not (split.lr_root / label).is_dir()
-            else f'read from {split.lr_root / label}')
-        side = settings.crop_size if label == 'HR' else settings.lr_crop(int(label[1:]))[0]
-        per_image = sum(len(v) for v in records[label]) / len(keys)
-        lines.append(f'  {split.db_path(label).name}: {count} x {side}x{side}, {source}, '
-                     f'about {count * per_image / 1e9:.2f} GB (raw {count * side * side * 3 / 1e9:.2f} GB)')
-    return lines + problems
+from ..data.div2k import Settings, build_split, dry_run, find_splits, verify_split
+from ._common import int_at_least, positive_int, run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -338,60 +39,52 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--input', type=Path, default=Path('datasets/DIV2K'),
                         help='folder holding DIV2K_train_HR/ (and DIV2K_train_LR_bicubic/, DIV2K_valid_HR/)')
     parser.add_argument('--output', type=Path, help='folder for the databases (default: --input)')
-    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales (default: 2 3 4)')
-    parser.add_argument('--crop-size', type=int, default=480, help='HR sub-image side (default: 480)')
-    parser.add_argument('--step', type=int, default=240, help='HR sub-image stride (default: 240)')
-    parser.add_argument('--thresh-size', type=int, default=0,
+    parser.add_argument('--scales', type=positive_int, nargs='+', default=[2, 3, 4],
+                        help='LR scales (default: 2 3 4)')
+    parser.add_argument('--crop-size', type=positive_int, default=480, help='HR sub-image side (default: 480)')
+    parser.add_argument('--step', type=positive_int, default=240, help='HR sub-image stride (default: 240)')
+    parser.add_argument('--thresh-size', type=int_at_least(0), default=0,
                         help='add a crop flush with the far edge when more pixels than this are left (default: 0)')
     parser.add_argument('--compress-level', type=int, default=1, choices=range(10), metavar='0-9',
                         help='PNG compression level of the stored sub-images (default: 1, as BasicSR)')
     parser.add_argument('--generate-lr', action='store_true',
                         help='make every LR image with the MATLAB-exact bicubic resize, ignoring LR files')
     parser.add_argument('--valid', action='store_true', help='also prepare DIV2K_valid_HR (0801-0900)')
-    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument('--workers', type=positive_int, default=min(4, os.cpu_count() or 1),
                         help='parallel processes (default: min(4, CPU count))')
     parser.add_argument('--in-memory', action='store_true',
                         help='keep sub-images in memory instead of staging them on disk (not resumable)')
     parser.add_argument('--staging-dir', type=Path, help='where sub-images are staged (default: OUTPUT/.staging)')
     parser.add_argument('--keep-staging', action='store_true', help='keep the staged sub-images afterwards')
     parser.add_argument('--overwrite', action='store_true', help='rebuild databases that already exist')
-    parser.add_argument('--limit', type=int, help='only the first N images of each split (for a quick try)')
+    parser.add_argument('--limit', type=positive_int, help='only the first N images of each split (for a quick try)')
     parser.add_argument('--dry-run', action='store_true', help='print counts and estimated sizes, write nothing')
     parser.add_argument('--verify', action='store_true',
                         help='afterwards, check every key decodes and HR/LR sizes agree (also on existing databases)')
     return parser.parse_args(argv)
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """Build (or, with ``--dry-run``, estimate) each split's databases, printing a report per split."""
+    output = args.output or args.input
+    settings = Settings(tuple(sorted(set(args.scales))), args.crop_size, args.step, args.thresh_size,
+                        args.compress_level, args.generate_lr)
+    splits = find_splits(args.input, output, args.valid)
+    staging_dir = None if args.in_memory else (args.staging_dir or output / '.staging')
+    for split in splits:
+        if args.dry_run:
+            lines = dry_run(split, settings, args.limit)
+        else:
+            lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
+                                args.keep_staging)
+            if args.verify:
+                lines += verify_split(split, settings.scales)
+        print('\n'.join(lines))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    output = args.output or args.input
-    try:
-        settings = Settings(tuple(sorted(set(args.scales))), args.crop_size, args.step, args.thresh_size,
-                            args.compress_level, args.generate_lr)
-        for scale in settings.scales:
-            if scale < 1:
-                raise DataError(f'scale must be a positive integer, got {scale}')
-            settings.lr_crop(scale)
-        splits = [Split(SPLITS[name], args.input / f'{SPLITS[name]}_HR', args.input / f'{SPLITS[name]}_LR_bicubic',
-                        output) for name in (('train', 'valid') if args.valid else ('train',))]
-        for split in splits:
-            if not split.hr_dir.is_dir():
-                raise DataError(f'{split.hr_dir}: not found; download DIV2K and unpack it in {args.input} '
-                                '(see docs/data.md)')
-        staging_dir = None if args.in_memory else (args.staging_dir or output / '.staging')
-        for split in splits:
-            if args.dry_run:
-                lines = dry_run(split, settings, args.limit)
-            else:
-                lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
-                                    args.keep_staging)
-                if args.verify:
-                    lines += verify_split(split, settings.scales)
-            print('\n'.join(lines))
-    except DataError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
-    return 0
+    return run(lambda: prepare(args))
 
 
 if __name__ == '__main__':

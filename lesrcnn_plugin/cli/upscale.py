@@ -21,22 +21,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..archs import ARCHS
-from ..checkpoint import CheckpointError
-from ..inference import (DTYPES, IMAGE_EXTENSIONS, ImageError, load_network, network_scale, prepare_network,
-                         read_image, receptive_field_margin, resolve_device, upscale_image, write_image)
+from ..checkpoint import load_model
+from ..errors import LESRCNNError
+from ..image_io import IMAGE_EXTENSIONS, read_image, write_image
+from ..inference import DTYPES, prepare_network, receptive_field_margin, resolve_device, upscale_image
+from ._common import add_weights_arguments, describe, run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', help='image files and/or folders (a folder: its images, not recursive)')
     parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
-    parser.add_argument('-c', '--checkpoint', required=True, help='weights in any supported format')
-    parser.add_argument('--arch', choices=sorted(ARCHS), help='network name (inferred from the weights when omitted)')
-    parser.add_argument('--scale', type=int, choices=(2, 3, 4, 8),
-                        help='scale to run: picks the upsampler of a multi-scale network; checked otherwise')
-    parser.add_argument('--variant', choices=('full', 'ieeb_rb', 'ieeb', 'hn', 'sn'),
-                        help='LESRCNN ablation variant (needed for the ablations without an IRB)')
+    add_weights_arguments(parser, ('-c', '--checkpoint'))
     parser.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or cuda:N')
     parser.add_argument('--dtype', default='fp32', choices=sorted(DTYPES), help='compute precision (default fp32)')
     parser.add_argument('--channels-last', action='store_true', help='run in NHWC memory format')
@@ -76,21 +72,15 @@ def output_path(image: Path, folder: Path, suffix: str, keep_extension: bool) ->
     return folder / f'{image.stem}{suffix}{image.suffix if keep_extension else ".png"}'
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def upscale(args: argparse.Namespace) -> int:
     images, failures = collect_images(args.inputs)
     for message in failures:
         print(f'error: {message}', file=sys.stderr)
     if not images:
-        print('error: no images to process', file=sys.stderr)
-        return 1
-    try:
-        device = resolve_device(args.device)
-        model = load_network(args.checkpoint, args.arch, args.scale, args.variant)
-    except (CheckpointError, ValueError, RuntimeError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
-    scale = network_scale(model)
+        raise LESRCNNError('no images to process')
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, args.arch, args.scale, args.variant)
+    scale = model.default_scale
     network = prepare_network(model, fast=not args.reference, device=device, dtype=DTYPES[args.dtype],
                               channels_last=args.channels_last)
     margin = receptive_field_margin(model, scale)
@@ -118,8 +108,8 @@ def main(argv=None) -> int:
                                    self_ensemble=args.self_ensemble, channels_last=args.channels_last)
             write_image(target, result)
             written += 1
-        except (ImageError, OSError) as exc:
-            failures.append(str(exc))
+        except (LESRCNNError, OSError) as exc:
+            failures.append(describe(exc))
             tqdm.write(f'error: {exc}', file=sys.stderr)
         except torch.OutOfMemoryError:
             failures.append(f'{image}: out of memory on {device}; try --tile 256 (or smaller)')
@@ -136,6 +126,11 @@ def main(argv=None) -> int:
             print(f'  {message}', file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run(lambda: upscale(args))
 
 
 if __name__ == '__main__':

@@ -22,7 +22,9 @@ from typing import Iterable, Iterator
 import lmdb
 import numpy as np
 
-from .image_io import DataError, decode_image, encode_png, make_sibling_dir, png_shape, remove_stale_temporaries
+from ..errors import DataError, ImageError
+from ..fileio import make_sibling_dir, remove_stale_temporaries, replace_dir
+from ..image_io import decode_image, encode_png
 
 META_INFO = 'meta_info.txt'
 # Initial address-space reservation; doubled whenever a batch does not fit. The file itself only
@@ -31,6 +33,22 @@ _INITIAL_MAP_SIZE = 1 << 26
 # Commit after this many records or bytes, whichever comes first.
 _BATCH_RECORDS = 1000
 _BATCH_BYTES = 1 << 28
+
+
+def png_shape(data: bytes) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of PNG bytes, read from the header without decoding.
+
+    Raises:
+        DataError: the bytes are not a PNG of 8-bit gray, RGB or RGBA pixels.
+    """
+    if data[:8] != b'\x89PNG\r\n\x1a\n' or data[12:16] != b'IHDR':
+        raise DataError('not a PNG file')
+    width = int.from_bytes(data[16:20], 'big')
+    height = int.from_bytes(data[20:24], 'big')
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(data[25])
+    if channels is None or data[24] != 8:
+        raise DataError(f'unsupported PNG pixel format (bit depth {data[24]}, colour type {data[25]})')
+    return height, width, channels
 
 
 def _check_key(key: str) -> bytes:
@@ -99,7 +117,7 @@ def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, 
                     _commit_batch(env, batch)
         finally:
             env.close()
-        _replace_dir(tmp_dir, db_path)
+        replace_dir(tmp_dir, db_path)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -128,17 +146,6 @@ def write_lmdb(db_path: str | os.PathLike, images: Iterable[tuple[str, np.ndarra
             yield key, encode_png(image, compress_level)
 
     return write_lmdb_records(db_path, encoded(), compress_level, overwrite)
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move folder ``new`` to ``target``, replacing an existing ``target`` only once ``new`` is in place."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = make_sibling_dir(target, 'old')
-    os.replace(target, old / target.name)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_meta_info(db_path: str | os.PathLike) -> list[tuple[str, tuple[int, int, int]]]:
@@ -191,7 +198,10 @@ def verify_lmdb(db_path: str | os.PathLike, progress: bool = False) -> dict[str,
                 value = txn.get(key.encode('ascii'))
                 if value is None:
                     raise DataError(f'{db_path}: key {key!r} is listed in {META_INFO} but not stored')
-                image = decode_image(value, f'{db_path}[{key}]')
+                try:
+                    image = decode_image(value, f'{db_path}[{key}]')
+                except ImageError as exc:  # a damaged record is a problem of the database
+                    raise DataError(str(exc)) from exc
                 actual = image.shape if image.ndim == 3 else image.shape + (1,)
                 if tuple(actual) != shape:
                     raise DataError(f'{db_path}[{key}]: decodes to {tuple(actual)}, {META_INFO} says {shape}')

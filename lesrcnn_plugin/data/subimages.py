@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .image_io import DataError
+from ..errors import DataError
 
 
 def crop_starts(length: int, crop_size: int, step: int, thresh_size: int = 0) -> list[int]:
