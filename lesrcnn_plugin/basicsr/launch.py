@@ -101,8 +101,10 @@ def load_resume_state(opt: dict) -> dict | None:
     resume_path = opt['path'].get('resume_state')
     if not resume_path:
         return None
+    from ..safe_load import load_untrusted
+
     device = torch.device('cuda', torch.cuda.current_device()) if opt['num_gpu'] != 0 else torch.device('cpu')
-    resume_state = torch.load(resume_path, map_location=device, weights_only=True)
+    resume_state = load_untrusted(resume_path, map_location=device)
     check_resume(opt, resume_state['iter'])
     return resume_state
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -104,19 +105,32 @@ def end_distributed_run() -> None:
         os._exit(0)
 
 
-def mmengine_checkpoint_globals() -> contextlib.AbstractContextManager:
-    """Let ``torch.load(weights_only=True)`` read mmengine's own training checkpoints.
+@contextlib.contextmanager
+def checkpoints_read_as_data() -> Iterator[None]:
+    """Make mmengine read local checkpoint files with ``lesrcnn_plugin.safe_load.load_untrusted``.
 
-    Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``, and mmengine 0.10 calls it
-    without arguments, so resuming (and ``lesrcnn_plugin.checkpoint.read_checkpoint``) fails on the
-    message hub: mmengine's ``HistoryBuffer`` of numpy arrays, whose statistics methods pickle
-    through ``getattr``. Rather than unpickling with ``weights_only=False``, exactly these globals
-    are allowed while such a checkpoint is read. Resume only from checkpoints you trust.
+    mmengine 0.10 reads ``load_from`` and ``--resume`` files through ``CheckpointLoader``, whose
+    local-path loader is a bare ``torch.load``. Since torch 2.6 that means ``weights_only=True``,
+    which refuses mmengine's own training checkpoints (the message hub's ``HistoryBuffer``), and
+    widening its allow-list with ``getattr`` let a crafted checkpoint run code on resume. Within this
+    context the local-path scheme (prefix '') is ours, which reads the file as inert data; the
+    previous loader is back on exit. Remote schemes (http, s3, ...) are left to mmengine.
     """
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import CheckpointLoader
 
-    multiarray = np.core.multiarray
-    return torch.serialization.safe_globals(
-        [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, getattr]
-        + [type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32')])
+    previous = CheckpointLoader._schemes['']  # mmengine has no public getter for a scheme's loader
+    CheckpointLoader.register_scheme('', load_from_local_as_data, force=True)
+    try:
+        yield
+    finally:
+        CheckpointLoader.register_scheme('', previous, force=True)
+
+
+def load_from_local_as_data(filename: str, map_location=None) -> dict:
+    """mmengine's local-path checkpoint loader (``load_from_local``), reading the file as inert data.
+
+    The name follows mmengine's ``load_from_<backend>`` convention, which its log line quotes.
+    """
+    from ..safe_load import load_untrusted
+
+    return load_untrusted(Path(filename).expanduser(), map_location=map_location)

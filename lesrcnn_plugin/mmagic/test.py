@@ -8,8 +8,9 @@ Examples::
     torchrun --nproc_per_node=2 tools/test.py CONFIG CHECKPOINT --launcher pytorch
 
 CHECKPOINT may be in any format ``lesrcnn_plugin.checkpoint`` reads (MMagic/mmengine, BasicSR, the
-authors' or a plain state dict); it is loaded with ``weights_only=True`` and strictly into the
-config's generator, so a checkpoint that does not fit the network is an error, never a warning.
+authors' or a plain state dict); it is read as inert data (nothing in the file runs) and loaded
+strictly into the config's generator, so a checkpoint that does not fit the network is an error,
+never a warning.
 Metrics (e.g. ``Set5x2/PSNR``) are logged and printed, and written as JSON with ``--out``.
 """
 from __future__ import annotations
@@ -21,8 +22,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
 from ..fileio import atomic_path
-from ._cli import (UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config,
-                   mmengine_checkpoint_globals)
+from ._cli import UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,8 +39,7 @@ def load_generator_weights(model, path: str) -> None:
     from mmengine.model import is_model_wrapper
 
     generator = (model.module if is_model_wrapper(model) else model).generator
-    with mmengine_checkpoint_globals():  # a Runner checkpoint also holds mmengine's logging state
-        checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     try:
         load_strict(generator, to_plugin_state(checkpoint))
     except (CheckpointError, KeyError, ValueError) as exc:
@@ -81,7 +80,7 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    # The weights are loaded below, strictly and with weights_only=True, not by the Runner.
+    # The weights are loaded below, strictly and read as inert data, not by the Runner.
     cfg.load_from = None
     cfg.resume = False
 

@@ -13,11 +13,11 @@ except for --resume CHECKPOINT and the gloo fallback on CPU-only machines.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
-from ._cli import (UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config,
-                   mmengine_checkpoint_globals)
+from ..checkpoint import CheckpointError
+from ._cli import (UserError, add_common_arguments, checkpoints_read_as_data, end_distributed_run,
+                   init_cpu_process_group, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,8 +62,13 @@ def main(argv=None) -> int:
 
     init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
-    with mmengine_checkpoint_globals() if cfg.resume else contextlib.nullcontext():
-        runner.train()
+    try:
+        # load_from and --resume files are read as data: a crafted checkpoint is refused, not run.
+        with checkpoints_read_as_data():
+            runner.train()
+    except CheckpointError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
     end_distributed_run()
     return 0
 
