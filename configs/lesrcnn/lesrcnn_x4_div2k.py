@@ -19,6 +19,7 @@ model = dict(
     test_cfg=dict(),
     data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
 
+# Raw storage, read without decoding (docs/data.md): _base_.div2k_raw_train_datasets[f'x{scale}']
 train_dataloader = dict(dataset=_base_.div2k_train_datasets[f'x{scale}'])
 val_dataloader = _base_.set5_val_loaders[f'x{scale}']
 val_evaluator = _base_.set5_val_evaluators[f'x{scale}']

@@ -35,7 +35,8 @@ def _share_lmdb_handles(dataset):
     return dict(dataset, pipeline=pipeline)
 
 
-# Replaces the base loader settings: drop_last belongs to the batch sampler now.
+# Replaces the base loader settings: drop_last belongs to the batch sampler now. Raw storage, read
+# without decoding (docs/data.md): _base_.div2k_raw_train_datasets instead of div2k_train_datasets.
 train_dataloader = dict(
     _delete_=True,
     batch_size=64,

@@ -8,7 +8,8 @@ After ``import lesrcnn_plugin.basicsr``:
 * ``MODEL_REGISTRY`` holds ``LESRCNNModel`` (SRModel plus gradient clipping, mixed precision and
   multi-scale training, see ``lesrcnn_model``);
 * ``DATASET_REGISTRY`` holds ``MultiScalePairedImageDataset`` (one HR/LR patch pair per scale, for
-  LESRCNN-S).
+  LESRCNN-S), and ``RawLMDBPairedImageDataset`` / ``RawLMDBMultiScalePairedImageDataset``, the same
+  datasets reading raw-pixel LMDBs without decoding (``raw_lmdb_datasets``).
 
 BasicSR's registries assert on a duplicate name, so registration skips a name that already holds
 the same class: importing this package again (or reloading it) is harmless. A *different* class
@@ -26,6 +27,7 @@ from lesrcnn_plugin.archs import ARCHS  # noqa: E402
 
 from .lesrcnn_model import LESRCNNModel  # noqa: E402
 from .multiscale_paired_dataset import MultiScalePairedImageDataset  # noqa: E402
+from .raw_lmdb_datasets import RawLMDBMultiScalePairedImageDataset, RawLMDBPairedImageDataset  # noqa: E402
 
 
 class RegistrationError(RuntimeError):
@@ -62,8 +64,11 @@ def register_all() -> None:
         register(ARCH_REGISTRY, arch)
     register(MODEL_REGISTRY, LESRCNNModel)
     register(DATASET_REGISTRY, MultiScalePairedImageDataset)
+    register(DATASET_REGISTRY, RawLMDBPairedImageDataset)
+    register(DATASET_REGISTRY, RawLMDBMultiScalePairedImageDataset)
 
 
 register_all()
 
-__all__ = ['LESRCNNModel', 'MultiScalePairedImageDataset', 'RegistrationError', 'register', 'register_all']
+__all__ = ['LESRCNNModel', 'MultiScalePairedImageDataset', 'RawLMDBMultiScalePairedImageDataset',
+           'RawLMDBPairedImageDataset', 'RegistrationError', 'register', 'register_all']

@@ -22,6 +22,10 @@ once complete), so a killed run resumes where it stopped; databases are then wri
 order and renamed into place, so a rerun gives byte-identical ``data.mdb`` and ``meta_info.txt``.
 ``--in-memory`` skips the staging (no staging I/O, but it needs RAM for every encoded sub-image,
 many GB for DIV2K, and is not resumable).
+
+``--storage raw`` also writes a raw-pixel copy of every database (``*_sub_raw.lmdb``: the decoded
+pixels, same keys and order; training reads them without decoding, see docs/data.md); with
+``--verify`` each is compared pixel for pixel with its PNG database.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import sys
 from pathlib import Path
 
 from ..data.div2k import Settings, build_split, dry_run, find_splits, verify_split
+from ..data.raw_store import build_raw_split, verify_raw_split
 from ._common import int_at_least, positive_int, run
 
 
@@ -56,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='keep sub-images in memory instead of staging them on disk (not resumable)')
     parser.add_argument('--staging-dir', type=Path, help='where sub-images are staged (default: OUTPUT/.staging)')
     parser.add_argument('--keep-staging', action='store_true', help='keep the staged sub-images afterwards')
+    parser.add_argument('--storage', choices=['png', 'raw'], default='png',
+                        help='png: PNG databases (default); raw: also their raw-pixel copies *_sub_raw.lmdb, '
+                             'read without decoding (several times the disk space)')
     parser.add_argument('--overwrite', action='store_true', help='rebuild databases that already exist')
     parser.add_argument('--limit', type=positive_int, help='only the first N images of each split (for a quick try)')
     parser.add_argument('--dry-run', action='store_true', help='print counts and estimated sizes, write nothing')
@@ -77,8 +85,12 @@ def prepare(args: argparse.Namespace) -> None:
         else:
             lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
                                 args.keep_staging)
+            if args.storage == 'raw':
+                lines += build_raw_split(split, settings.scales, args.workers, args.overwrite)
             if args.verify:
                 lines += verify_split(split, settings.scales)
+                if args.storage == 'raw':
+                    lines += verify_raw_split(split, settings.scales)
         print('\n'.join(lines))
 
 

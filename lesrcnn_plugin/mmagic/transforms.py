@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import os
 
+import cv2
+import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get_file_backend
 
 from mmagic.datasets.transforms import LoadImageFromFile
 from mmagic.registry import TRANSFORMS
 
+from ..data.raw_store import decode_raw
+from ..errors import ConfigError
 from ._registry import register_once
 
 
@@ -70,5 +74,32 @@ class LoadImageFromSharedFile(LoadImageFromFile):
             self.file_backend = get_file_backend(backend_args=backend_args, enable_singleton=True)
 
 
+class LoadImageFromRawLMDB(LoadImageFromSharedFile):
+    """``LoadImageFromFile`` for raw-pixel LMDBs (``lesrcnn-prepare-div2k --storage raw``): no decoding.
+
+    Takes ``LoadImageFromFile``'s arguments, with ``backend_args=dict(backend='lmdb', db_path=...)``
+    naming a ``*_raw.lmdb`` database, and gives the same image as ``LoadImageFromFile`` on the PNG
+    database it was made from (``color_type='color'``; ``channel_order`` 'bgr' or 'rgb';
+    ``imdecode_backend`` is not used). The image is a writable copy, as later steps flip in place.
+    Like ``LoadImageFromSharedFile``, steps naming the same database share one handle per process.
+    """
+
+    def __init__(self, key: str, **kwargs) -> None:
+        super().__init__(key, **kwargs)
+        if (self.backend_args or {}).get('backend') != 'lmdb':
+            raise ConfigError(f"{type(self).__name__} reads raw-pixel LMDBs: give backend_args=dict(backend='lmdb', "
+                              f'db_path=...), got {self.backend_args}')
+        if self.color_type != 'color' or self.channel_order not in ('bgr', 'rgb'):
+            raise ConfigError(f"{type(self).__name__} stores 3-channel images: color_type must be 'color' and "
+                              f"channel_order 'bgr' or 'rgb', got {self.color_type!r} and {self.channel_order!r}")
+
+    def _load_image(self, filename: str) -> np.ndarray:
+        key = os.path.splitext(os.path.basename(filename))[0]  # the LMDB key, as LoadImageFromFile looks it up
+        image = decode_raw(self.file_backend.get(key), f'{self.backend_args["db_path"]}[{key}]')
+        # Raw values are BGR, as cv2 decodes PNGs; both branches copy the read-only view.
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if self.channel_order == 'rgb' else image.copy()
+
+
 register_once(TRANSFORMS, CropGTToInput)
 register_once(TRANSFORMS, LoadImageFromSharedFile)
+register_once(TRANSFORMS, LoadImageFromRawLMDB)
