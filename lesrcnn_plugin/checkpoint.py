@@ -346,12 +346,29 @@ def load_model(source: str | os.PathLike, arch: str | None = None, scale: int | 
     return load_checkpoint(source, arch, scale, variant).model
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike) -> None:
-    """Load a checkpoint (any format, or a weights name) strictly into an existing network."""
+def load_weights(model: nn.Module, source: str | os.PathLike, strict: bool = True,
+                 containers: tuple[str, ...] = ()) -> Path:
+    """Load a checkpoint (any format, or a weights name) into an existing network; returns its file.
+
+    Args:
+        model: The network to fill.
+        source: A checkpoint file or a registered weights name.
+        strict: Refuse missing, unexpected and mis-shaped keys (``load_strict``); otherwise load what
+            fits, as ``load_state_dict(strict=False)``.
+        containers: Containers to take the weights from, first found first (BasicSR's
+            ``param_key``); their state dict is taken as it is, so that networks outside the family
+            load too. A file with none of them is read as ``to_plugin_state`` reads it.
+    """
     path = resolve_source(source)
     checkpoint = read_checkpoint(path)
     with _naming(path):
-        load_strict(model, to_plugin_state(checkpoint))
+        found = next((c for c in containers if isinstance(checkpoint.get(c), Mapping)), None)
+        state = _strip_prefixes(checkpoint[found])[1] if found else to_plugin_state(checkpoint)
+        if strict:
+            load_strict(model, state)
+        else:
+            model.load_state_dict(state, strict=False)
+    return path
 
 
 def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, fmt: str,

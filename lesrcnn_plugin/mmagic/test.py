@@ -18,32 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ..checkpoint import CheckpointError, load_strict, read_checkpoint, to_plugin_state
+from ..checkpoint import load_weights, resolve_source
+from ..cli._common import run
 from ..fileio import atomic_path
-from ._cli import UserError, add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
+from ._cli import add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='MMagic config, e.g. configs/lesrcnn/lesrcnn_x2_div2k.py')
-    parser.add_argument('checkpoint', help='weights to test (MMagic, BasicSR, official or plain format)')
+    parser.add_argument('checkpoint', help='weights to test: a file (MMagic, BasicSR, official or plain format) '
+                                           'or a registered name such as lesrcnn_x2')
     parser.add_argument('--out', help='also write the metrics to this JSON file')
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
 
-def load_generator_weights(model, path: str) -> None:
-    """Load ``path`` strictly into ``model.generator`` (``model`` possibly wrapped, e.g. in DDP)."""
+def load_generator_weights(model, source: str) -> None:
+    """Load ``source`` strictly into ``model.generator`` (``model`` possibly wrapped, e.g. in DDP)."""
     from mmengine.model import is_model_wrapper
 
-    generator = (model.module if is_model_wrapper(model) else model).generator
-    checkpoint = read_checkpoint(path)
-    try:
-        load_strict(generator, to_plugin_state(checkpoint))
-    except (CheckpointError, KeyError, ValueError) as exc:
-        raise CheckpointError(f'{path}: {exc}') from exc
+    load_weights((model.module if is_model_wrapper(model) else model).generator, source)
 
 
 def collect_test_metrics(runner) -> dict:
@@ -71,15 +67,9 @@ def write_json(metrics: dict, path: str) -> None:
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True), encoding='utf-8')
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        if not Path(args.checkpoint).is_file():
-            raise UserError(f'{args.checkpoint}: no such checkpoint file')
-        cfg = load_config(args)
-    except UserError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+def test(args: argparse.Namespace) -> None:
+    weights = resolve_source(args.checkpoint)  # a missing file or unknown name fails before any work
+    cfg = load_config(args)
     # The weights are loaded below, strictly and read as inert data, not by the Runner.
     cfg.load_from = None
     cfg.resume = False
@@ -89,11 +79,7 @@ def main(argv=None) -> int:
 
     init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
-    try:
-        load_generator_weights(runner.model, args.checkpoint)
-    except CheckpointError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    load_generator_weights(runner.model, weights)
     metrics = collect_test_metrics(runner)
     if is_main_process():
         for key, value in metrics.items():
@@ -101,7 +87,11 @@ def main(argv=None) -> int:
         if args.out:
             write_json(metrics, args.out)
     end_distributed_run()
-    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run(lambda: test(args))
 
 
 if __name__ == '__main__':
