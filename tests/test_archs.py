@@ -116,3 +116,30 @@ def test_converted_official_weights_reproduce_reference_outputs(tmp_path, offici
         out = model(torch.from_numpy(reference[f'x{scale}_input'])).numpy()
     assert out.shape == reference[f'x{scale}_output'].shape
     assert np.abs(out - reference[f'x{scale}_output']).max() <= 1e-5
+
+
+def contract_networks():
+    """Every class, every variant, every scale, and a multi-scale network whose default is not its first."""
+    yield from (LESRCNN(scale, num_feat=8, variant=variant) for scale in (2, 3, 4, 8) for variant in VARIANTS)
+    yield from (DualKernelLESRCNN(scale, num_feat=8) for scale in (2, 3, 4))
+    yield MultiScaleLESRCNN((2, 3, 4), default_scale=3, num_feat=8)
+
+
+def test_every_network_and_its_fast_path_follow_one_calling_contract():
+    """``scales``, ``default_scale``, ``net(x)`` at the default and ``net(x, scale=k)`` for each k, the
+    fast path equal to the reference: no caller needs to inspect a network to call it."""
+    from lesrcnn_plugin.archs.fast import FastLESRCNN
+
+    x = torch.rand(1, 3, 7, 5, generator=torch.Generator().manual_seed(0))
+    for model in contract_networks():
+        model.eval()
+        fast = FastLESRCNN(model)
+        assert isinstance(model.scales, tuple) and model.default_scale in model.scales
+        assert (fast.scales, fast.default_scale) == (model.scales, model.default_scale)
+        with torch.no_grad():
+            for network in (model, fast):
+                assert network(x).shape == (1, 3, 7 * model.default_scale, 5 * model.default_scale)
+            for scale in model.scales:
+                reference = model(x, scale=scale)
+                assert reference.shape == (1, 3, 7 * scale, 5 * scale)
+                assert (fast(x, scale=scale) - reference).abs().max() <= 1e-5
