@@ -1,9 +1,19 @@
-"""lesrcnn-plugin: the LESRCNN family of lightweight SR networks for BasicSR and MMagic."""
+"""lesrcnn-plugin: the LESRCNN family of lightweight SR networks for BasicSR and MMagic.
+
+The one source of the package's metadata (pyproject.toml only names the build backend). Besides the
+package, a wheel carries the recipes: the repository's options/*.yml (BasicSR) and configs/ (MMagic,
+with their _base_ files and metafile), copied into lesrcnn_plugin/.mim/ as OpenMMLab packages ship
+theirs; lesrcnn_plugin.recipes finds them there, or at the root of a clone.
+"""
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
-ROOT = Path(__file__).parent
+ROOT = Path(__file__).resolve().parent
+# Recipe files by folder (relative to the repository root), copied to lesrcnn_plugin/.mim/<folder>.
+RECIPES = {'options': ['*.yml'], 'configs': ['**/*.py', '**/*.yml']}
 
 CONSOLE_SCRIPTS = [
     'lesrcnn-convert = lesrcnn_plugin.cli.convert_checkpoint:main',
@@ -14,12 +24,14 @@ CONSOLE_SCRIPTS = [
     'lesrcnn-upscale = lesrcnn_plugin.cli.upscale:main',
     'lesrcnn-export-onnx = lesrcnn_plugin.cli.export_onnx:main',
     'lesrcnn-demo = lesrcnn_plugin.cli.demo:main',
+    'lesrcnn-recipes = lesrcnn_plugin.cli.recipes:main',
     # BasicSR entry points (python -m lesrcnn_plugin.train / .test)
     'lesrcnn-train = lesrcnn_plugin.train:main',
     'lesrcnn-test = lesrcnn_plugin.test:main',
-    # MMagic entry points (tools/train.py / tools/test.py)
-    'lesrcnn-mmagic-train = lesrcnn_plugin.mmagic.train:main',
-    'lesrcnn-mmagic-test = lesrcnn_plugin.mmagic.test:main',
+    # MMagic entry points (tools/train.py / tools/test.py), through a module that checks for the
+    # "mmagic" extra before importing lesrcnn_plugin.mmagic (which imports MMagic)
+    'lesrcnn-mmagic-train = lesrcnn_plugin.cli.mmagic_commands:train',
+    'lesrcnn-mmagic-test = lesrcnn_plugin.cli.mmagic_commands:test',
 ]
 
 # Extras are named by what they enable; a command whose extra is missing says which one to install.
@@ -38,19 +50,42 @@ EXTRAS = {
 EXTRAS['all'] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
 EXTRAS['dev'] = ['pytest>=7']
 
+
+class BuildPyWithRecipes(build_py):
+    """``build_py`` that also copies the recipes (``RECIPES``) into ``lesrcnn_plugin/.mim/``.
+
+    A wheel, and so every non-editable install, gets them inside the package. An editable install
+    skips the copy: its package is the clone's folder, beside the recipes themselves.
+    """
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            return
+        target = Path(self.build_lib) / 'lesrcnn_plugin' / '.mim'
+        shutil.rmtree(target, ignore_errors=True)  # no recipe deleted from the source survives a rebuild
+        for folder, patterns in RECIPES.items():
+            for pattern in patterns:
+                for source in sorted((ROOT / folder).glob(pattern)):
+                    destination = target / source.relative_to(ROOT)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, destination)
+
+
 setup(
     name='lesrcnn-plugin',
     version='0.1.0',
     description='LESRCNN lightweight super-resolution networks for BasicSR and MMagic',
     long_description=(ROOT / 'README.md').read_text(encoding='utf-8') if (ROOT / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
-    license='Apache-2.0',
+    license_expression='Apache-2.0',  # PEP 639 (setuptools >= 77); the text is LICENSE
     python_requires='>=3.9',
     packages=find_packages(include=['lesrcnn_plugin', 'lesrcnn_plugin.*']),
     include_package_data=True,
     install_requires=['torch>=2.0', 'numpy', 'opencv-python', 'Pillow', 'lmdb', 'tqdm', 'pyyaml'],
     extras_require=EXTRAS,
     entry_points={'console_scripts': CONSOLE_SCRIPTS},
+    cmdclass={'build_py': BuildPyWithRecipes},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Image Processing',

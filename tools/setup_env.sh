@@ -171,8 +171,8 @@ if [ -z "$wheel" ]; then
     wheel="$WHEEL_CACHE/$(basename "$built")"
 fi
 
-step "install mmcv from $wheel, mmengine, mmagic and pinned companions"
-pip install -q -c "$CONSTRAINTS" "$wheel" mmengine mmagic opencv-python opencv-python-headless opencv-contrib-python
+step "install mmcv from $wheel, mmengine, mmagic, OpenMMLab's launcher (mim) and pinned companions"
+pip install -q -c "$CONSTRAINTS" "$wheel" mmengine mmagic openmim opencv-python opencv-python-headless opencv-contrib-python
 
 step "install lesrcnn-plugin (editable) with all its extras and the test tools"
 pip install -q -c "$CONSTRAINTS" --no-build-isolation -e ".[all,dev]"

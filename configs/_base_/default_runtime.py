@@ -6,7 +6,9 @@ custom_imports = dict(imports=['lesrcnn_plugin.mmagic'], allow_failed_imports=Fa
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
+    # Validation metrics logged at the training iteration they were computed at (as MMagic's own
+    # runtime does): by epoch, an iteration-based run would log every validation at step 0.
+    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every 5k iterations, with the optimizer so that --resume continues exactly; the experiment
     # configs add save_best on their Set5 validation PSNR.
@@ -27,9 +29,11 @@ log_processor = dict(type='LogProcessor', window_size=100, by_epoch=False)
 load_from = None
 resume = False
 
-# Scalars (losses, learning rate, PSNR/SSIM) go to <work_dir>/<timestamp>/vis_data. For TensorBoard
-# (needs the tensorboard package) add its backend, e.g. on the command line:
-#   --cfg-options "visualizer.vis_backends=[dict(type='LocalVisBackend'),dict(type='TensorboardVisBackend')]"
+# Scalars (losses, learning rate, PSNR/SSIM) go to <work_dir>/<timestamp>/vis_data/scalars.json. For
+# TensorBoard as well (event files in the same folder), train with `lesrcnn-mmagic-train CONFIG
+# --tensorboard`; with MMagic's own tools (mim train), which have no such flag, switch the backend:
+#   --cfg-options visualizer.vis_backends.0.type=TensorboardVisBackend
+# (--cfg-options cannot add a list item: values are parsed as numbers, strings and lists, never dicts.)
 # To also save every validation/test image (gt | input | output), add
 #   custom_hooks = [dict(type='BasicVisualizationHook', interval=1)]
 visualizer = dict(

@@ -5,10 +5,15 @@
   error, naming the path and what is wrong, and exit status 1. Usage errors stay argparse's (exit 2).
 * The argument builders give every command the same flags, with choices taken from the package's
   own tables (``SUPPORTED_SCALES``, ``VARIANTS``, ``ARCHS``, the size presets).
+* ``require(extra)`` (and the ``requires_extras`` decorator for a ``main`` not run by ``run``) stops a
+  command whose optional dependencies are missing, before it does any work, with one line naming
+  the extra to install.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -16,6 +21,56 @@ from collections.abc import Callable
 from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
 from ..complexity import PRESETS, InputSize, input_size, parse_size
 from ..errors import LESRCNNError
+from ..recipes import resolve_recipe
+
+#: The modules each extra of setup.py provides, by import name: what ``require`` checks.
+EXTRA_MODULES = {
+    'basicsr': ('basicsr',),
+    'mmagic': ('mmagic', 'mmengine', 'mmcv'),
+    'onnx': ('onnx', 'onnxruntime'),
+    'plots': ('matplotlib',),
+    'demo': ('skimage',),
+    'spandrel': ('spandrel',),
+}
+
+
+class MissingExtraError(LESRCNNError):
+    """An optional dependency of the package (an extra of setup.py) is not installed."""
+
+
+def require(extra: str, *modules: str, needed_by: str | None = None) -> None:
+    """Raise ``MissingExtraError`` unless ``modules`` (default: the extra's, ``EXTRA_MODULES``) import.
+
+    ``needed_by`` names what needs them (a command, an option) in the message, e.g.
+    ``lesrcnn-export-onnx needs the "onnx" extra (onnxruntime is not installed): pip install
+    "lesrcnn-plugin[onnx]"``. ``importlib.util.find_spec`` looks the modules up without importing
+    them, so the check is fast and has no side effects.
+    """
+    missing = [name for name in modules or EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        verb = 'is' if len(missing) == 1 else 'are'
+        raise MissingExtraError(f'{needed_by or "this"} needs the "{extra}" extra ({", ".join(missing)} {verb} '
+                                f'not installed): pip install "lesrcnn-plugin[{extra}]"')
+
+
+def requires_extras(*extras: str, command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a command's ``main``: check ``extras`` before anything else runs, even ``--help``.
+
+    For a ``main`` whose module or work imports the extra's packages outside ``run``; a missing one
+    is reported as ``run`` reports errors (one line, exit status 1).
+    """
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def checked(*args, **kwargs) -> int:
+            def check() -> None:
+                for extra in extras:
+                    require(extra, needed_by=command)
+
+            return run(check) or main(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def describe(error: BaseException) -> str:
@@ -81,8 +136,10 @@ def add_network_arguments(parser) -> None:
     group = parser.add_argument_group('network')
     source = group.add_mutually_exclusive_group()
     source.add_argument('--arch', choices=sorted(ARCHS), help='network by registered name (default LESRCNN)')
-    source.add_argument('-opt', '--opt', metavar='YAML', help='BasicSR options file: its network_g')
-    source.add_argument('--config', metavar='PY', help='MMagic config: its model.generator (needs mmengine)')
+    source.add_argument('-opt', '--opt', metavar='YAML',
+                        help='BasicSR options file (or recipe name, lesrcnn:train_lesrcnn_x2): its network_g')
+    source.add_argument('--config', metavar='PY', help='MMagic config (or recipe name, lesrcnn:lesrcnn_x2_div2k): '
+                                                       'its model.generator (needs the "mmagic" extra)')
     add_scale_argument(group, 'upscaling factor: builds LESRCNN/DualKernelLESRCNN with it, and picks the '
                               'scale a multi-scale network runs (default: the network\'s own)')
     group.add_argument('--scales', type=int, nargs='+', choices=SUPPORTED_SCALES,
@@ -96,9 +153,10 @@ def network_from_args(args: argparse.Namespace) -> tuple[str, dict]:
     from ..complexity import network_from_basicsr_options, network_from_mmagic_config
 
     if args.opt:
-        name, kwargs = network_from_basicsr_options(args.opt)
+        name, kwargs = network_from_basicsr_options(resolve_recipe(args.opt, kind='options'))
     elif args.config:
-        name, kwargs = network_from_mmagic_config(args.config)
+        require('mmagic', 'mmengine', needed_by='--config')
+        name, kwargs = network_from_mmagic_config(resolve_recipe(args.config, kind='configs'))
     else:
         name, kwargs = args.arch or 'LESRCNN', {}
     if args.scale is not None and name != 'MultiScaleLESRCNN':
@@ -142,6 +200,6 @@ def output_arguments_check(parser: argparse.ArgumentParser, path: str | os.PathL
             parser.error(f'{path} is an input: choose another output')
 
 
-__all__ = ['add_network_arguments', 'add_scale_argument', 'add_size_arguments', 'add_weights_arguments',
-           'describe', 'int_at_least', 'network_from_args', 'output_arguments_check', 'positive_int', 'run',
-           'sizes_from_args']
+__all__ = ['EXTRA_MODULES', 'MissingExtraError', 'add_network_arguments', 'add_scale_argument', 'add_size_arguments',
+           'add_weights_arguments', 'describe', 'int_at_least', 'network_from_args', 'output_arguments_check',
+           'positive_int', 'require', 'requires_extras', 'run', 'sizes_from_args']
