@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -376,6 +377,10 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
     """Write a plain state dict in ``fmt`` (one of ``FORMATS``), atomically.
 
     ``meta`` is stored beside the weights in the formats that have a place for it (MMagic's ``meta``).
+
+    Raises:
+        OSError: naming ``path``, when it cannot be written (a full disk, a read-only folder); no
+            temporary file is left behind.
     """
     if fmt not in FILE_FORMATS:
         raise CheckpointError(f'unknown format {fmt!r}; choose one of {FORMATS}')
@@ -388,8 +393,12 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
         payload = {spec.containers[0]: payload}
         if fmt == 'mmagic':
             payload['meta'] = dict(meta or {})
+    # Serialised in memory (a few MB for this family) and written by Python: torch.save's own file
+    # writer reports a full disk as a RuntimeError without errno or file name.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 __all__ = ['CONTAINERS', 'CheckpointError', 'FILE_FORMATS', 'FORMATS', 'FileFormat', 'KEY_MAP', 'LAYOUTS',

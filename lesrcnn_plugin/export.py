@@ -40,6 +40,10 @@ FP16_TOLERANCE = 1e-2
 PARITY_SIZES = ((1, 37, 53), (2, 24, 19))
 
 
+class NonFiniteOutputError(ValueError):
+    """onnxruntime or PyTorch gave NaN or Inf: no difference can be measured, the export must not pass."""
+
+
 class _AtScale(nn.Module):
     """``network(x, scale=scale)`` as a one-input module: an ONNX graph is exported per scale."""
 
@@ -84,6 +88,11 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
     ``model`` is the float32 PyTorch network to compare with (the reference network is the strictest
     choice: it also checks the fast path's rewrites). The ONNX input type (float32 or float16) is
     read from the file.
+
+    Raises:
+        NonFiniteOutputError: either side's output holds a NaN or an Inf (``max`` would skip a NaN
+            and report the parity of the finite values only).
+        ValueError: the output shapes differ.
     """
     import onnxruntime
 
@@ -100,10 +109,10 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
         (onnx_output,) = session.run(None, {feed.name: x.numpy().astype(input_type)})
         with torch.inference_mode():
             torch_output = model(x, scale=scale).numpy()
-        if not (np.isfinite(onnx_output).all() and np.isfinite(torch_output).all()):
-            # max() would skip a NaN and report the parity of the finite values only.
-            raise ValueError(f'{onnx_path}: non-finite output (NaN or Inf) from '
-                             f'{"onnxruntime" if not np.isfinite(onnx_output).all() else "PyTorch"}')
+        for side, output in (('onnxruntime', onnx_output), ('PyTorch', torch_output)):
+            if not np.isfinite(output).all():
+                raise NonFiniteOutputError(f'non-finite output (NaN or Inf) from {side} on a '
+                                           f'{"x".join(map(str, x.shape))} input')
         if onnx_output.shape != torch_output.shape:
             raise ValueError(f'{onnx_path}: output shape {onnx_output.shape} for input {tuple(x.shape)}, '
                              f'expected {torch_output.shape}')
@@ -111,4 +120,5 @@ def onnx_parity(onnx_path: str | os.PathLike, model: nn.Module, scale: int | Non
     return worst
 
 
-__all__ = ['DEFAULT_OPSET', 'FP16_TOLERANCE', 'FP32_TOLERANCE', 'PARITY_SIZES', 'export_onnx', 'onnx_parity']
+__all__ = ['DEFAULT_OPSET', 'FP16_TOLERANCE', 'FP32_TOLERANCE', 'NonFiniteOutputError', 'PARITY_SIZES', 'export_onnx',
+           'onnx_parity']

@@ -5,6 +5,10 @@ once complete (a rename within one folder is atomic). The hidden names,
 ``.<name>.<pid>.<8 hex digits>.<kind>``, carry the writer's process id, so that
 ``remove_stale_temporaries`` can delete what a killed process left behind. Folders are built the
 same way: ``make_sibling_dir`` gives the hidden folder, ``replace_dir`` moves it into place.
+
+A failure is reported about the file the user asked for, never about a hidden name: a full disk or a
+read-only folder raises an ``OSError`` naming the target (``errors_name``), and the temporary is
+removed.
 """
 from __future__ import annotations
 
@@ -22,6 +26,28 @@ def sibling_name(path: Path, kind: str) -> Path:
     return path.parent / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}'
 
 
+def _is_within(name: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether path ``name`` is ``folder`` or lies inside it (compared as written, as errors spell them)."""
+    name, folder = os.fspath(name), os.fspath(folder)
+    return name == folder or name.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@contextlib.contextmanager
+def errors_name(target: str | os.PathLike, temporary: str | os.PathLike | None = None) -> Iterator[None]:
+    """Re-raise an ``OSError`` about ``temporary`` (or anything inside it), or about no file, as one naming ``target``.
+
+    A failed ``write()`` (a full disk, a quota) names no file, and a failure to create a temporary
+    names the hidden temporary; either way the user asked for ``target``. An error about another
+    file (an input that cannot be read) is left as it is.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and (temporary is None or not _is_within(exc.filename, temporary)):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(target)) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; move it to ``path`` if the block succeeds.
@@ -33,20 +59,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ``path``, the file the user asked for.
     """
     path = Path(path)
-    try:
+    with errors_name(path, path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     tmp = sibling_name(path, 'tmp')
     try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        if exc.filename not in (None, str(tmp)):
-            raise
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        with errors_name(path, tmp):
+            yield tmp
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # gone already after a successful rename
+        # Gone already after a successful rename. Best effort otherwise: on a read-only file system
+        # even unlinking a missing file fails, and that must not hide the error being raised.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -71,7 +95,8 @@ def make_sibling_dir(path: Path, kind: str) -> Path:
     while True:
         candidate = sibling_name(path, kind)
         try:
-            candidate.mkdir()
+            with errors_name(path, candidate):
+                candidate.mkdir()
             return candidate
         except FileExistsError:  # the random part collided: draw another
             continue
@@ -133,5 +158,5 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ['atomic_path', 'make_sibling_dir', 'remove_stale_temporaries', 'replace_dir', 'sibling_name',
-           'write_bytes_atomic', 'write_text_atomic']
+__all__ = ['atomic_path', 'errors_name', 'make_sibling_dir', 'remove_stale_temporaries', 'replace_dir',
+           'sibling_name', 'write_bytes_atomic', 'write_text_atomic']

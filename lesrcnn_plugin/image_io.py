@@ -11,14 +11,21 @@ Images are arrays as OpenCV gives them: ``HxW`` gray, ``HxWx2`` gray and alpha, 
 
 Every problem is an ``ImageError`` naming the file, so the tools fail with one clear line instead of
 a traceback from inside a resize or an LMDB write. Writes are atomic (``lesrcnn_plugin.fileio``).
+
+``read_image(path, max_pixels=N)`` reads the image size from the file's header first
+(``image_size``) and refuses a larger image before decoding it: a few bytes of PNG can claim
+60000x60000 pixels, which OpenCV refuses with an assertion or, a little below its own limit,
+decodes into tens of GB.
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ImageError
 from .fileio import write_bytes_atomic
@@ -28,6 +35,48 @@ from .fileio import write_bytes_atomic
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+# Pillow's decompression-bomb limit is a module global; ``image_size`` lifts it while it reads a
+# header (Pillow decodes nothing there, and the caller applies its own limit), one thread at a time.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageTooLargeError(ImageError):
+    """An image whose header claims more pixels than the caller accepts; it was not decoded.
+
+    Attributes:
+        width, height: the size the header gives.
+        limit: the largest number of pixels accepted.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, limit: int) -> None:
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(f'{path}: {width}x{height} image ({width * height / 1e6:.1f} MP) is larger than the limit '
+                         f'of {limit / 1e6:.1f} MP (not decoded)')
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of an image file, read from its header without decoding the pixels.
+
+    Pillow's ``Image.open`` is lazy: it parses the header (PNG's IHDR, JPEG's SOF, BMP, TIFF, WebP,
+    PPM/PGM) and stops. Its decompression-bomb check is lifted for that read, since nothing is decoded.
+
+    Raises:
+        ImageError: naming the file, when it is missing, unreadable or not an image Pillow recognises.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except UnidentifiedImageError:
+            raise ImageError(f'{path}: not a readable image (no image header of a known format)') from None
+        except OSError as exc:
+            raise ImageError(f'{path}: cannot read the file ({exc.strerror or exc})') from None
+        except Exception as exc:  # Pillow's header parsers raise ValueError, EOFError, struct.error, ...
+            raise ImageError(f'{path}: not a readable image (damaged header: {type(exc).__name__}: {exc})') from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def decode_image(data: bytes, source: str = '<bytes>') -> np.ndarray:
@@ -40,7 +89,11 @@ def decode_image(data: bytes, source: str = '<bytes>') -> np.ndarray:
     Raises:
         ImageError: the bytes do not decode (empty, unreadable, truncated or not an image).
     """
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's CV_IO_MAX_IMAGE_PIXELS
+        raise ImageError(f'{source}: not a readable image (OpenCV cannot decode it: check {exc.err!r} '
+                         'failed)') from None
     # libjpeg fills a truncated JPEG with grey and only warns; its end-of-image marker tells.
     if image is not None and data[:2] == b'\xff\xd8' and not data.rstrip(b'\0').endswith(b'\xff\xd9'):
         image = None
@@ -51,7 +104,7 @@ def decode_image(data: bytes, source: str = '<bytes>') -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike, *, allow_16bit: bool = True, keep_alpha: bool = True,
-               grayscale_to_color: bool = False) -> np.ndarray:
+               grayscale_to_color: bool = False, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as a ``uint8`` (or ``uint16``) array in OpenCV's channel order.
 
     With the defaults the image is returned as stored: 8- or 16-bit; gray, gray and alpha, BGR or
@@ -67,11 +120,17 @@ def read_image(path: str | os.PathLike, *, allow_16bit: bool = True, keep_alpha:
             transparency is undefined.
         grayscale_to_color: replicate a gray image to three channels, BGR (default ``False``; some
             Set14 and BSD100 images are gray).
+        max_pixels: refuse an image of more pixels (width x height), read from the header before
+            anything is decoded (``ImageTooLargeError``); no limit when ``None``.
 
     Raises:
         ImageError: naming the file, when it is missing or unreadable, does not decode, or is of a
             kind the flags refuse.
     """
+    if max_pixels is not None:
+        width, height = image_size(path)
+        if width * height > max_pixels:
+            raise ImageTooLargeError(path, width, height, max_pixels)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -154,4 +213,5 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-__all__ = ['IMAGE_EXTENSIONS', 'decode_image', 'encode_png', 'list_images', 'read_image', 'write_image']
+__all__ = ['IMAGE_EXTENSIONS', 'ImageTooLargeError', 'decode_image', 'encode_png', 'image_size', 'list_images',
+           'read_image', 'write_image']

@@ -208,7 +208,7 @@ def self_ensemble_forward(forward: Callable[[torch.Tensor], torch.Tensor], x: to
     for turns, flip in DIHEDRAL_TRANSFORMS:
         y = _inverse_transform(forward(_transform(x, turns, flip)), turns, flip)
         total = y if total is None else total.add_(y)
-    return total / len(DIHEDRAL_TRANSFORMS)
+    return total.div_(len(DIHEDRAL_TRANSFORMS))  # in place: the output is the largest tensor alive
 
 
 def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None, tile: int | None = None,
@@ -273,7 +273,10 @@ def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
     y = upscale_tensor(network, x, scale=scale, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble,
                        device=device, dtype=dtype, channels_last=channels_last)
-    sr = y[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    # The float output is scale^2 times the input: it is clamped, scaled and rounded in place, so that
+    # the host holds one float copy of it (lesrcnn-upscale's --max-pixels defaults count on that).
+    sr = y[0].permute(1, 2, 0).numpy()
+    np.clip(sr, 0, 1, out=sr)
     if gray:
         sr = (sr @ np.asarray(BT601_LUMA_RGB, dtype=np.float32))[..., None]
     else:
@@ -282,7 +285,9 @@ def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None
         height, width = sr.shape[:2]
         resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_CUBIC)
         sr = np.concatenate([sr, np.clip(resized, 0, 1)[..., None]], axis=2)
-    out = np.rint(np.clip(sr, 0, 1) * pixel_max).astype(image.dtype)
+    np.clip(sr, 0, 1, out=sr)
+    np.multiply(sr, pixel_max, out=sr)
+    out = np.rint(sr, out=sr).astype(image.dtype)
     return out[..., 0] if image.ndim == 2 else out
 
 

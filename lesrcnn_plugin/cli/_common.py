@@ -3,6 +3,9 @@
 * ``run(body)`` runs a command's work. A ``LESRCNNError`` (a bad file, option or value) or an
   ``OSError`` (a missing file, a full disk, a read-only folder) ends it with one line on standard
   error, naming the path and what is wrong, and exit status 1. Usage errors stay argparse's (exit 2).
+* ``OutputGuard`` (with ``add_overwrite_argument``) keeps a command from writing over one of its
+  inputs, ever, or over an existing file without ``--overwrite``. ``check_constructor_options``
+  checks a ``type=`` entry of an options file or config against its registry and constructor.
 * The argument builders give every command the same flags, with choices taken from the package's
   own tables (``SUPPORTED_SCALES``, ``VARIANTS``, ``ARCHS``, the size presets).
 * ``require(extra)`` (and the ``requires_extras`` decorator for a ``main`` not run by ``run``) stops a
@@ -12,15 +15,18 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import importlib.util
+import inspect
+import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
 from ..complexity import PRESETS, InputSize, input_size, parse_size
-from ..errors import LESRCNNError
+from ..errors import ConfigError, LESRCNNError
 from ..recipes import resolve_recipe
 
 #: The modules each extra of setup.py provides, by import name: what ``require`` checks.
@@ -200,6 +206,124 @@ def output_arguments_check(parser: argparse.ArgumentParser, path: str | os.PathL
             parser.error(f'{path} is an input: choose another output')
 
 
-__all__ = ['EXTRA_MODULES', 'MissingExtraError', 'add_network_arguments', 'add_scale_argument', 'add_size_arguments',
-           'add_weights_arguments', 'describe', 'int_at_least', 'network_from_args', 'output_arguments_check',
-           'positive_int', 'require', 'requires_extras', 'run', 'sizes_from_args']
+def float_at_least(minimum: float) -> Callable[[str], float]:
+    """An ``argparse`` type: a finite number no smaller than ``minimum`` (a usage error otherwise)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f'must be a finite number of at least {minimum:g}, got {text}')
+        return value
+
+    return parse
+
+
+class OutputError(LESRCNNError):
+    """An output a command will not write: it exists and ``--overwrite`` was not given, or it is an input."""
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = 'an existing output file') -> None:
+    """``--overwrite``, read by ``OutputGuard``: replace existing outputs (never an input)."""
+    parser.add_argument('--overwrite', action='store_true',
+                        help=f'replace {what} (refused otherwise); an input is never overwritten')
+
+
+def _file_identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` leads to, or ``None`` when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+class OutputGuard:
+    """Which outputs a command may write: never one of its inputs, an existing file only with ``--overwrite``.
+
+    Inputs are recognised by identity (device and inode), so another spelling of an input's path, or
+    a link to it, is that input. The inputs are looked at once, so a batch checks each output in
+    constant time.
+
+    Args:
+        inputs: the files the command reads (a path that does not exist is ignored).
+        overwrite: whether an existing output that is not an input may be replaced.
+    """
+
+    def __init__(self, inputs: Iterable[str | os.PathLike], overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self._inputs: dict[tuple[int, int], str] = {}
+        for path in inputs:
+            identity = _file_identity(path)
+            if identity is not None:
+                self._inputs.setdefault(identity, os.fspath(path))
+
+    def check(self, path: str | os.PathLike) -> None:
+        """Raise ``OutputError`` naming ``path`` if it must not be written."""
+        if not os.path.lexists(path):
+            return
+        source = self._inputs.get(_file_identity(path))
+        if source is not None:
+            raise OutputError(f'{path}: is the input {source}; an input is never overwritten, choose another output')
+        if not self.overwrite:
+            raise OutputError(f'{path}: exists, not replaced (pass --overwrite to replace it)')
+
+
+def valid_names(word: str, names: Iterable[str], limit: int = 20) -> str:
+    """``names`` for a message: those close to ``word`` first (``difflib``, best first), then the rest
+    sorted, at most ``limit`` of them (MMagic registers hundreds) and how many more there are."""
+    names = sorted(set(names))
+    close = difflib.get_close_matches(word, names, n=len(names), cutoff=0.6)
+    ordered = close + [name for name in names if name not in close]
+    more = f' and {len(ordered) - limit} more' if len(ordered) > limit else ''
+    return ', '.join(ordered[:limit]) + more
+
+
+def check_constructor_options(options: object, key: str, source: str | os.PathLike,
+                              lookup: Callable[[str], Callable | None], names: Iterable[str],
+                              kind: str = 'network') -> None:
+    """Check a ``dict(type=NAME, **arguments)`` entry of an options file or config before anything is built.
+
+    ``NAME`` must be registered and every argument a parameter of its constructor (unless it takes
+    ``**kwargs``); parameters without a default must be given. Entries starting with ``_`` (mmengine's
+    ``_scope_``) are the framework's, not the constructor's.
+
+    Args:
+        options: the entry, e.g. ``opt['network_g']``.
+        key: where it sits in the file, for the message (``network_g``, ``model.generator``).
+        source: the file.
+        lookup: the registered class of a name, or ``None``.
+        names: every registered name, listed (closest first) when ``NAME`` is not one of them.
+        kind: what the registry holds, for the message.
+
+    Raises:
+        ConfigError: one line naming the file, the key and the valid names.
+    """
+    if not isinstance(options, Mapping) or not isinstance(options.get('type'), str):
+        raise ConfigError(f'{source}: {key} must be a mapping with a "type" naming the {kind}')
+    name = options['type']
+    target = lookup(name)
+    if target is None:
+        raise ConfigError(f'{source}: {key}.type {name!r} is not a registered {kind}; valid names: '
+                          + valid_names(name, names))
+    parameters = inspect.signature(target).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    accepted = [parameter_name for parameter_name, parameter in parameters.items()
+                if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for argument in options:
+        if argument != 'type' and not argument.startswith('_') and argument not in accepted:
+            raise ConfigError(f'{source}: {key}.{argument} is not an argument of {name}; valid names: '
+                              + valid_names(argument, accepted))
+    missing = [parameter_name for parameter_name in accepted if parameter_name not in options
+               and parameters[parameter_name].default is inspect.Parameter.empty]
+    if missing:
+        raise ConfigError(f'{source}: {key} lacks {", ".join(missing)}, which {name} needs')
+
+
+__all__ = ['EXTRA_MODULES', 'MissingExtraError', 'OutputError', 'OutputGuard', 'add_network_arguments',
+           'add_overwrite_argument', 'add_scale_argument', 'add_size_arguments', 'add_weights_arguments',
+           'check_constructor_options', 'describe', 'float_at_least', 'int_at_least', 'network_from_args',
+           'output_arguments_check', 'positive_int', 'require', 'requires_extras', 'run', 'sizes_from_args',
+           'valid_names']

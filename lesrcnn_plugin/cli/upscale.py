@@ -8,9 +8,10 @@ Examples::
 
 The network and its scale are read from the weights; --arch, --scale and --variant override them.
 Gray images stay gray, an alpha channel is resized bicubically and kept, 16-bit images give 16-bit
-output. Outputs are written as <stem>_x<scale>.png (see --suffix, --keep-extension). An image that
-cannot be read or written is reported and skipped; the others are still processed, the failures are
-listed at the end and the exit status is 1.
+output. Outputs are written as <stem>_x<scale>.png (see --suffix, --keep-extension); an existing
+output is replaced only with --overwrite, and an input never. An image larger than --max-pixels is
+refused from its header, before it is decoded. An image that fails, for any reason, is reported and
+skipped; the others are still processed, the failures are listed at the end and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -21,11 +22,27 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import load_model
+from ..archs.fast import FastLESRCNN
+from ..checkpoint import load_model, resolve_source
 from ..errors import LESRCNNError
-from ..image_io import IMAGE_EXTENSIONS, read_image, write_image
+from ..image_io import IMAGE_EXTENSIONS, ImageTooLargeError, read_image, write_image
 from ..inference import DTYPES, prepare_network, receptive_field_margin, resolve_device, upscale_image
-from ._common import add_weights_arguments, describe, run
+from ._common import (OutputGuard, add_overwrite_argument, add_weights_arguments, describe, int_at_least,
+                      positive_int, run)
+
+# Default --max-pixels (input width x height): what a 2-core, 24 GB machine survives for a whole x4
+# upscale, network, float output, rounding and PNG encoding included (docs/reliability.md has the
+# measurements). Counted per input pixel at x4:
+#: with --tile, or on CUDA: the host holds the image and one float copy of its output (about 0.7 KB,
+#: BGRA 16-bit with --self-ensemble) besides one tile's feature maps.
+MAX_PIXELS_TILED = 16_000_000
+#: untiled on the fast path in float32 on the CPU: 64-channel maps at the input size, the output
+#: computed in strips (up to about 2.7 KB for wide images).
+MAX_PIXELS_UNTILED_FUSED = 4_000_000
+#: untiled otherwise on the CPU (--reference, fp16, bf16): 64-channel maps at the output size (about 17 KB).
+MAX_PIXELS_UNTILED = 1_000_000
+#: Tile size the refusal of an image too large for an untiled run suggests.
+SUGGESTED_TILE = 512
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,8 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or cuda:N')
     parser.add_argument('--dtype', default='fp32', choices=sorted(DTYPES), help='compute precision (default fp32)')
     parser.add_argument('--channels-last', action='store_true', help='run in NHWC memory format')
-    parser.add_argument('--tile', type=int, help='tile size in LR pixels (default: whole image at once)')
-    parser.add_argument('--tile-overlap', type=int,
+    parser.add_argument('--tile', type=positive_int, help='tile size in LR pixels (default: whole image at once)')
+    parser.add_argument('--tile-overlap', type=int_at_least(0),
                         help='context around each tile in LR pixels (default and minimum for seamless output: '
                              'the network\'s receptive-field margin)')
     parser.add_argument('--self-ensemble', action='store_true', help='average the 8 flips/rotations (x8 slower)')
@@ -47,11 +64,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='appended to each output stem; {scale} is replaced (default "_x{scale}")')
     parser.add_argument('--keep-extension', action='store_true',
                         help='write in the input\'s format instead of PNG (JPEG loses alpha and 16 bits)')
+    add_overwrite_argument(parser, 'existing output images')
+    parser.add_argument('--max-pixels', type=positive_int,
+                        help='refuse larger images (width x height, read from the header before decoding). Default: '
+                             f'{MAX_PIXELS_TILED:,} with --tile or on CUDA, {MAX_PIXELS_UNTILED_FUSED:,} untiled on '
+                             f'the CPU fast path in fp32, {MAX_PIXELS_UNTILED:,} untiled otherwise (what 24 GB hold '
+                             'at x4)')
     args = parser.parse_args(argv)
-    if args.tile is not None and args.tile <= 0:
-        parser.error('--tile must be positive')
-    if args.tile_overlap is not None and (args.tile_overlap < 0 or args.tile is None):
-        parser.error('--tile-overlap needs --tile and must be >= 0')
+    if args.tile_overlap is not None and args.tile is None:
+        parser.error('--tile-overlap needs --tile')
     return args
 
 
@@ -72,6 +93,33 @@ def output_path(image: Path, folder: Path, suffix: str, keep_extension: bool) ->
     return folder / f'{image.stem}{suffix}{image.suffix if keep_extension else ".png"}'
 
 
+def default_max_pixels(network: torch.nn.Module, tile: int | None, device: torch.device, dtype: torch.dtype) -> int:
+    """The default --max-pixels of a run: how large an input the host memory of a 24 GB machine holds."""
+    if tile is not None or device.type != 'cpu':
+        return MAX_PIXELS_TILED
+    # Only the fused CPU fast path computes the output-size feature maps strip by strip.
+    probe = torch.empty(0, device=device, dtype=dtype)
+    fused = isinstance(network, FastLESRCNN) and network.uses_fused_kernels(probe)
+    return MAX_PIXELS_UNTILED_FUSED if fused else MAX_PIXELS_UNTILED
+
+
+def failure_message(exc: Exception, image: Path, args: argparse.Namespace, device: torch.device) -> str:
+    """One line for an image that failed, naming the file (or the output it could not write)."""
+    if isinstance(exc, ImageTooLargeError):
+        if args.tile is None:
+            return f'{exc}; use --tile {SUGGESTED_TILE} (up to {MAX_PIXELS_TILED / 1e6:g} MP) or raise --max-pixels'
+        return f'{exc}; raise --max-pixels if this machine has the memory (docs/reliability.md)'
+    if isinstance(exc, LESRCNNError) or (isinstance(exc, OSError) and exc.filename is not None):
+        return describe(exc)
+    if isinstance(exc, torch.OutOfMemoryError):
+        return f'{image}: out of memory on {device}; try --tile 256 (or smaller)'
+    if isinstance(exc, MemoryError):
+        return f'{image}: MemoryError: out of host memory ({exc}); use --tile or a lower --max-pixels'
+    if isinstance(exc, RuntimeError):  # e.g. a precision the device does not support
+        return f'{image}: inference failed on {device} in {args.dtype} ({exc})'
+    return f'{image}: {type(exc).__name__}: {exc}'
+
+
 def upscale(args: argparse.Namespace) -> int:
     images, failures = collect_images(args.inputs)
     for message in failures:
@@ -79,7 +127,8 @@ def upscale(args: argparse.Namespace) -> int:
     if not images:
         raise LESRCNNError('no images to process')
     device = resolve_device(args.device)
-    model = load_model(args.checkpoint, args.arch, args.scale, args.variant)
+    checkpoint = resolve_source(args.checkpoint)
+    model = load_model(checkpoint, args.arch, args.scale, args.variant)
     scale = model.default_scale
     network = prepare_network(model, fast=not args.reference, device=device, dtype=DTYPES[args.dtype],
                               channels_last=args.channels_last)
@@ -87,8 +136,10 @@ def upscale(args: argparse.Namespace) -> int:
     if args.tile_overlap is not None and args.tile_overlap < margin:
         print(f'warning: --tile-overlap {args.tile_overlap} is below the receptive-field margin {margin}: '
               'tile seams may show', file=sys.stderr)
+    max_pixels = args.max_pixels or default_max_pixels(network, args.tile, device, DTYPES[args.dtype])
     output_dir = Path(args.output)
     suffix = args.suffix.replace('{scale}', str(scale))
+    guard = OutputGuard([*images, checkpoint], args.overwrite)
     targets = {}
     for image in images:
         target = output_path(image, output_dir, suffix, args.keep_extension)
@@ -104,21 +155,17 @@ def upscale(args: argparse.Namespace) -> int:
     written = 0
     for image, target in tqdm(targets.items(), desc='upscale', unit='img'):
         try:
-            result = upscale_image(network, read_image(image), tile=args.tile, tile_overlap=args.tile_overlap,
-                                   self_ensemble=args.self_ensemble, channels_last=args.channels_last)
+            guard.check(target)
+            result = upscale_image(network, read_image(image, max_pixels=max_pixels), tile=args.tile,
+                                   tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
+                                   channels_last=args.channels_last)
             write_image(target, result)
             written += 1
-        except (LESRCNNError, OSError) as exc:
-            failures.append(describe(exc))
-            tqdm.write(f'error: {exc}', file=sys.stderr)
-        except torch.OutOfMemoryError:
-            failures.append(f'{image}: out of memory on {device}; try --tile 256 (or smaller)')
+        except Exception as exc:  # one image's failure, whatever it is, must not stop the batch
+            failures.append(failure_message(exc, image, args, device))
             tqdm.write(f'error: {failures[-1]}', file=sys.stderr)
-            if device.type == 'cuda':
+            if isinstance(exc, torch.OutOfMemoryError) and device.type == 'cuda':
                 torch.cuda.empty_cache()
-        except RuntimeError as exc:  # e.g. a precision the device does not support
-            failures.append(f'{image}: inference failed on {device} in {args.dtype} ({exc})')
-            tqdm.write(f'error: {failures[-1]}', file=sys.stderr)
     print(f'{written} image(s) written to {output_dir}')
     if failures:
         print(f'{len(failures)} failure(s):', file=sys.stderr)
