@@ -15,6 +15,8 @@ from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_l
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 
+from ..data.lmdb_io import check_lmdb_keys
+
 
 class MultiScalePairedImageDataset(data.Dataset):
     """HR images with their bicubic LR at several scales; a random aligned patch pair per scale.
@@ -37,6 +39,10 @@ class MultiScalePairedImageDataset(data.Dataset):
             lq_size (int): LR patch size (64 in the paper's recipe).
             use_hflip (bool): Random horizontal flips.
             use_rot (bool): Random rotations by multiples of 90 degrees.
+
+    Raises:
+        DataError: an LMDB lacks a key its ``meta_info.txt`` lists (checked here, once, rather than
+            found by a ``TypeError`` in a dataloader worker mid-run).
     """
 
     def __init__(self, opt: dict) -> None:
@@ -58,6 +64,9 @@ class MultiScalePairedImageDataset(data.Dataset):
     def _pair_paths(self) -> list[dict[str, str]]:
         """One dict per HR image: ``gt_path`` and ``lq_x{k}_path`` for every scale."""
         per_scale = {}
+        if self.io_backend_opt['type'] == 'lmdb':
+            for root in (self.gt_root, *self.lq_roots.values()):
+                check_lmdb_keys(root)
         for k, lq_root in self.lq_roots.items():
             if self.io_backend_opt['type'] == 'lmdb':
                 pairs = paired_paths_from_lmdb([lq_root, self.gt_root], ['lq', 'gt'])

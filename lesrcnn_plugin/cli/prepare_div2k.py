@@ -65,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='png: PNG databases (default); raw: also their raw-pixel copies *_sub_raw.lmdb, '
                              'read without decoding (several times the disk space)')
     parser.add_argument('--overwrite', action='store_true', help='rebuild databases that already exist')
+    parser.add_argument('--replace', action='store_true',
+                        help='rebuild databases made with other settings (crop size, step, threshold, scales, LR '
+                             'source); without it they are an error, since all databases of a split share keys')
     parser.add_argument('--limit', type=positive_int, help='only the first N images of each split (for a quick try)')
     parser.add_argument('--dry-run', action='store_true', help='print counts and estimated sizes, write nothing')
     parser.add_argument('--verify', action='store_true',
@@ -84,7 +87,7 @@ def prepare(args: argparse.Namespace) -> None:
             lines = dry_run(split, settings, args.limit)
         else:
             lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
-                                args.keep_staging)
+                                args.keep_staging, replace=args.replace)
             if args.storage == 'raw':
                 lines += build_raw_split(split, settings.scales, args.workers, args.overwrite)
             if args.verify:

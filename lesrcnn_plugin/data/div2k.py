@@ -9,6 +9,10 @@ bicubic resize. Sub-image ``i`` of image ``0001`` has the key ``0001_s{i:03d}`` 
 Sub-images are staged per image as PNG files (:class:`Staging`; each image's folder appears only once
 complete), so a killed run resumes where it stopped; databases are then written in sorted key order
 and renamed into place, so a rerun gives byte-identical ``data.mdb`` and ``meta_info.txt``.
+
+Each database records how it was cut in ``lesrcnn_settings.json``; since the databases of a split
+share keys, a run refuses to build beside databases cut on another grid, or to rebuild one with
+other settings unless asked to (``replace``): see :func:`databases_to_replace`.
 """
 from __future__ import annotations
 
@@ -26,15 +30,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError, ImageError
-from ..fileio import make_sibling_dir, remove_stale_temporaries
+from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, write_text_atomic
 from ..image_io import encode_png, list_images, read_image
-from .lmdb_io import verify_lmdb, write_lmdb_records
+from .lmdb_io import check_lmdb_keys, verify_lmdb, write_lmdb_records
 from .matlab_resize import imresize, modcrop
 from .subimages import crop_grid, extract, scaled_crop, subimage_key
 
 SPLITS = {'train': 'DIV2K_train', 'valid': 'DIV2K_valid'}
 _SETTINGS_FILE = 'settings.json'
 _KEYS_FILE = 'keys.txt'
+#: The record each database keeps of how it was made (``database_settings``), inside its folder.
+DB_SETTINGS_FILE = 'lesrcnn_settings.json'
+#: Settings that make a key name the same crop in every database of a split.
+_GRID_SETTINGS = ('crop_size', 'step', 'thresh_size', 'scales_lcm')
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ class Staging:
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.root)
         if not settings_path.is_file():
-            settings_path.write_text(wanted)
+            write_text_atomic(settings_path, wanted)
 
     def is_done(self, name: str) -> bool:
         """Whether image ``name`` is completely staged."""
@@ -204,12 +212,13 @@ class Staging:
         """Stage the sub-images of image ``name`` atomically."""
         partial = make_sibling_dir(self.root / name, 'partial')
         try:
-            for label, values in records.items():
-                (partial / label).mkdir()
-                for key, value in zip(keys, values):
-                    (partial / label / f'{key}.png').write_bytes(value)
-            (partial / _KEYS_FILE).write_text(''.join(f'{key}\n' for key in keys))
-            os.replace(partial, self.root / name)
+            with errors_name(self.root / name, partial):  # a full disk names the image's staging folder
+                for label, values in records.items():
+                    (partial / label).mkdir()
+                    for key, value in zip(keys, values):
+                        (partial / label / f'{key}.png').write_bytes(value)
+                (partial / _KEYS_FILE).write_text(''.join(f'{key}\n' for key in keys))
+                os.replace(partial, self.root / name)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -248,8 +257,71 @@ def run_workers(tasks: list, workers: int, desc: str):
         bar.close()
 
 
+def database_settings(split: Split, settings: Settings, label: str) -> dict:
+    """How this run makes database ``label``: its crop grid, its scale and where its LR images come from."""
+    record = {'crop_size': settings.crop_size, 'step': settings.step, 'thresh_size': settings.thresh_size,
+              'scales_lcm': settings.modulus, 'scale': 1 if label == 'HR' else int(label[1:])}
+    if label != 'HR':
+        generated = settings.generate_lr or not (split.lr_root / label).is_dir()
+        record['lr_source'] = 'generated' if generated else 'files'
+    return record
+
+
+def existing_databases(split: Split) -> dict[str, Path]:
+    """The split's databases on disk, by label (``HR``, ``X2``, ...), whatever scales this run asks for."""
+    found = {'HR': split.db_path('HR')} if split.db_path('HR').exists() else {}
+    lr_prefix, suffix = f'{split.prefix}_LR_bicubic_X', '_sub.lmdb'
+    for path in sorted(split.output.glob(f'{lr_prefix}*{suffix}')):
+        scale = path.name[len(lr_prefix):-len(suffix)]
+        if scale.isdigit():
+            found[f'X{scale}'] = path
+    return found
+
+
+def databases_to_replace(split: Split, settings: Settings, todo: list[str],
+                         replace: bool) -> tuple[list[str], list[str]]:
+    """Check the split's existing databases against this run's settings; returns (labels to rebuild, notes).
+
+    The databases of a split share keys: sub-image ``0001_s005`` must be the same crop in each. So a
+    database that stays must have been cut on this run's grid (``_GRID_SETTINGS``), and one this run
+    rebuilds (``todo``) must not change any setting, unless ``replace`` allows it; with ``replace``,
+    a database of this run's scales cut on another grid is rebuilt too. A database without a record
+    (made by another tool or an older version) cannot be checked, and a note says so.
+
+    Raises:
+        DataError: naming the database and its first differing setting, when no rebuild is allowed.
+    """
+    labels = split.db_labels(settings.scales)
+    rebuild, notes = [], []
+    for label, path in existing_databases(split).items():
+        record_path = path / DB_SETTINGS_FILE
+        if not record_path.is_file():
+            if label not in todo:
+                notes.append(f'{path}: no {DB_SETTINGS_FILE} (made by another tool or an older version): its '
+                             'settings cannot be checked against this run\'s (--verify checks its contents)')
+            continue
+        try:
+            recorded = json.loads(record_path.read_text(encoding='utf-8'))
+        except (OSError, ValueError) as exc:
+            raise DataError(f'{record_path}: unreadable ({exc}); remove the database or rebuild it') from None
+        wanted = database_settings(split, settings, label)
+        compared = wanted if label in todo else _GRID_SETTINGS
+        differences = [f'{key} {recorded.get(key)!r} (this run: {wanted[key]!r})'
+                       for key in compared if recorded.get(key) != wanted[key]]
+        if not differences:
+            continue
+        if replace and label in labels:
+            if label not in todo:
+                rebuild.append(label)
+            continue
+        hint = ('pass --replace to rebuild it with this run\'s settings' if label in labels else
+                f'scale {label[1:]} is not in --scales: add it and pass --replace, or remove the database')
+        raise DataError(f'{path}: built with {differences[0]}; {hint}')
+    return rebuild, notes
+
+
 def build_split(split: Split, settings: Settings, workers: int, staging_dir: Path | None, limit: int | None,
-                overwrite: bool, keep_staging: bool) -> list[str]:
+                overwrite: bool, keep_staging: bool, replace: bool = False) -> list[str]:
     """Build the missing (or, with ``overwrite``, all) databases of ``split``; returns report lines.
 
     Args:
@@ -260,11 +332,18 @@ def build_split(split: Split, settings: Settings, workers: int, staging_dir: Pat
         limit: only the first ``limit`` images (for a quick try); all when ``None``.
         overwrite: rebuild databases that exist; otherwise they are kept and reported.
         keep_staging: keep the staged sub-images once the databases are written.
+        replace: rebuild databases made with other settings (``databases_to_replace``); otherwise
+            they are an error.
     """
     labels = split.db_labels(settings.scales)
     todo = [label for label in labels if overwrite or not split.db_path(label).exists()]
+    replaced, notes = databases_to_replace(split, settings, todo, replace)
+    todo = [label for label in labels if label in todo or label in replaced]
     report = [f'{split.db_path(label)}: exists, kept (--overwrite to rebuild)' for label in labels
-              if label not in todo]
+              if label not in todo] + notes
+    for label in labels:
+        if label not in todo:  # a database kept must hold every key its meta_info.txt lists
+            check_lmdb_keys(split.db_path(label))
     if not todo:
         return report
     hr_files = list_images(split.hr_dir)[:limit]
@@ -293,8 +372,11 @@ def build_split(split: Split, settings: Settings, workers: int, staging_dir: Pat
     for label in todo:
         path = split.db_path(label)
         total = None if staging is not None else sum(len(staged[name][0]) for name in names)
-        records = tqdm(records_of(label), total=total, desc=f'write {path.name}', unit='img')
-        count = write_lmdb_records(path, records, settings.compress_level, overwrite=True)
+        record = json.dumps(database_settings(split, settings, label), indent=1, sort_keys=True) + '\n'
+        # Closed on failure too, so that an error is reported on a line of its own.
+        with tqdm(records_of(label), total=total, desc=f'write {path.name}', unit='img') as records:
+            count = write_lmdb_records(path, records, settings.compress_level, overwrite=True,
+                                       extra_files={DB_SETTINGS_FILE: record})
         report.append(f'{path}: {count} sub-images from {len(names)} images')
     if staging is not None and not keep_staging:
         shutil.rmtree(staging.root)
@@ -361,5 +443,6 @@ def dry_run(split: Split, settings: Settings, limit: int | None) -> list[str]:
     return lines + problems
 
 
-__all__ = ['SPLITS', 'Settings', 'Split', 'Staging', 'build_split', 'dry_run', 'find_splits', 'image_records',
-           'load_lr', 'lr_file', 'run_workers', 'verify_split']
+__all__ = ['DB_SETTINGS_FILE', 'SPLITS', 'Settings', 'Split', 'Staging', 'build_split', 'database_settings',
+           'databases_to_replace', 'dry_run', 'existing_databases', 'find_splits', 'image_records', 'load_lr',
+           'lr_file', 'run_workers', 'verify_split']

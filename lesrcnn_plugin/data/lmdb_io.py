@@ -10,20 +10,26 @@ BasicSR's ``FileClient('lmdb')`` and MMagic's ``LoadImageFromFile(backend_args=d
 both look an image up by that key. The database is written in a temporary folder next to the
 target and renamed into place at the end, so an interrupted write never leaves a database that
 looks complete. The same records in the same order give a byte-identical ``data.mdb`` and
-``meta_info.txt`` (``lock.mdb`` only holds reader slots).
+``meta_info.txt`` (``lock.mdb`` only holds reader slots). A write that fails (a full disk, a
+read-only folder) names the database and leaves no temporary folder behind.
+
+``check_lmdb_keys`` checks, in one read-only transaction, that every key a loader will ask for is
+stored: BasicSR's and MMagic's loaders take their keys from ``meta_info.txt`` (or an annotation file)
+and a missing one ends a training run mid-way with a ``TypeError`` naming neither key nor database.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import lmdb
 import numpy as np
 
 from ..errors import DataError, ImageError
-from ..fileio import make_sibling_dir, remove_stale_temporaries, replace_dir
+from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, replace_dir
 from ..image_io import decode_image, encode_png
 
 META_INFO = 'meta_info.txt'
@@ -33,6 +39,8 @@ _INITIAL_MAP_SIZE = 1 << 26
 # Commit after this many records or bytes, whichever comes first.
 _BATCH_RECORDS = 1000
 _BATCH_BYTES = 1 << 28
+# Size of LMDB's lock file with its default 126 reader slots on 64-bit Linux (``lock.mdb``).
+_LOCK_FILE_BYTES = 8192
 
 
 def png_shape(data: bytes) -> tuple[int, int, int]:
@@ -58,6 +66,28 @@ def _check_key(key: str) -> bytes:
     return key.encode('ascii')
 
 
+@contextlib.contextmanager
+def _lmdb_errors_name(db_path: Path) -> Iterator[None]:
+    """Re-raise an ``lmdb.Error`` (a full disk is ``DiskError``) as a ``DataError`` naming ``db_path``.
+
+    py-lmdb's messages read ``<call or temporary path>: <reason>``; the user asked for ``db_path``.
+    """
+    try:
+        yield
+    except lmdb.Error as exc:
+        raise DataError(f'{db_path}: {str(exc).rsplit(": ", 1)[-1]}') from None
+
+
+def _reserve_lock_file(folder: Path) -> None:
+    """Write LMDB's lock file with ``write()`` before LMDB maps it into memory.
+
+    LMDB creates ``lock.mdb`` as a sparse file and writes into it through a memory map: on a full
+    file system that write kills the process with SIGBUS, past any error handling. Once its blocks
+    are written here, a full disk is an ordinary ``OSError``.
+    """
+    (folder / 'lock.mdb').write_bytes(bytes(_LOCK_FILE_BYTES))
+
+
 def _commit_batch(env: lmdb.Environment, batch: list[tuple[bytes, bytes]]) -> None:
     """Write one batch in one transaction, enlarging the map until it fits."""
     while True:
@@ -72,7 +102,8 @@ def _commit_batch(env: lmdb.Environment, batch: list[tuple[bytes, bytes]]) -> No
 
 
 def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, bytes]],
-                       compress_level: int = 1, overwrite: bool = False) -> int:
+                       compress_level: int = 1, overwrite: bool = False,
+                       extra_files: Mapping[str, str] | None = None) -> int:
     """Write already PNG-encoded images to a BasicSR-layout LMDB, atomically.
 
     Args:
@@ -81,46 +112,61 @@ def write_lmdb_records(db_path: str | os.PathLike, records: Iterable[tuple[str, 
             database that does not depend on the order images were produced in).
         compress_level: PNG compression level written to ``meta_info.txt``.
         overwrite: replace an existing database; otherwise an existing one is an error.
+        extra_files: ``{name: text}`` of files to write into the database folder, such as a record
+            of how it was made; they appear with the database, never without it.
 
     Returns:
         The number of records written.
 
     Raises:
-        DataError: a key is invalid or repeated, a value is not a PNG, or the database exists.
+        DataError: a key is invalid or repeated, a value is not a PNG, the database exists, or LMDB
+            fails (naming ``db_path``).
+        OSError: naming ``db_path``, when it cannot be written (a full disk, a read-only folder).
     """
     db_path = Path(db_path)
     if db_path.exists() and not overwrite:
         raise DataError(f'{db_path} already exists (use overwrite to replace it)')
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with errors_name(db_path, db_path.parent):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(db_path.parent, db_path.name)
     tmp_dir = make_sibling_dir(db_path, 'tmp')
-    count = 0
     try:
-        env = lmdb.open(str(tmp_dir), map_size=_INITIAL_MAP_SIZE, meminit=True)
-        try:
-            with open(tmp_dir / META_INFO, 'w', encoding='ascii', newline='\n') as meta:
-                batch: list[tuple[bytes, bytes]] = []
-                batch_bytes = 0
-                for key, value in records:
-                    try:
-                        height, width, channels = png_shape(value)
-                    except DataError as exc:
-                        raise DataError(f'image {key!r}: {exc}') from exc
-                    batch.append((_check_key(key), value))
-                    batch_bytes += len(value)
-                    meta.write(f'{key}.png ({height},{width},{channels}) {compress_level}\n')
-                    count += 1
-                    if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
-                        _commit_batch(env, batch)
-                        batch, batch_bytes = [], 0
-                if batch:
-                    _commit_batch(env, batch)
-        finally:
-            env.close()
-        replace_dir(tmp_dir, db_path)
+        with errors_name(db_path, tmp_dir), _lmdb_errors_name(db_path):
+            count = _write_records(tmp_dir, records, compress_level)
+            for name, text in (extra_files or {}).items():
+                (tmp_dir / name).write_text(text, encoding='utf-8')
+            replace_dir(tmp_dir, db_path)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+    return count
+
+
+def _write_records(folder: Path, records: Iterable[tuple[str, bytes]], compress_level: int) -> int:
+    """Write ``records`` into a new LMDB in ``folder`` with its ``meta_info.txt``; returns their number."""
+    count = 0
+    _reserve_lock_file(folder)
+    env = lmdb.open(str(folder), map_size=_INITIAL_MAP_SIZE, meminit=True)
+    try:
+        with open(folder / META_INFO, 'w', encoding='ascii', newline='\n') as meta:
+            batch: list[tuple[bytes, bytes]] = []
+            batch_bytes = 0
+            for key, value in records:
+                try:
+                    height, width, channels = png_shape(value)
+                except DataError as exc:
+                    raise DataError(f'image {key!r}: {exc}') from exc
+                batch.append((_check_key(key), value))
+                batch_bytes += len(value)
+                meta.write(f'{key}.png ({height},{width},{channels}) {compress_level}\n')
+                count += 1
+                if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
+                    _commit_batch(env, batch)
+                    batch, batch_bytes = [], 0
+            if batch:
+                _commit_batch(env, batch)
+    finally:
+        env.close()
     return count
 
 
@@ -169,6 +215,51 @@ def read_meta_info(db_path: str | os.PathLike) -> list[tuple[str, tuple[int, int
     return entries
 
 
+def open_readonly(db_path: str | os.PathLike) -> lmdb.Environment:
+    """Open an LMDB database for reading, as BasicSR's and mmengine's loaders do (no lock file).
+
+    Raises:
+        DataError: naming ``db_path``, when it is not a folder holding an LMDB ``data.mdb``.
+    """
+    if not (Path(db_path) / 'data.mdb').is_file():
+        raise DataError(f'{db_path}: not an LMDB database (no data.mdb); build it with lesrcnn-prepare-div2k')
+    with _lmdb_errors_name(Path(db_path)):
+        return lmdb.open(str(db_path), readonly=True, lock=False, readahead=False)
+
+
+def check_lmdb_keys(db_path: str | os.PathLike, keys: Iterable[str] | None = None,
+                    listed_in: str | os.PathLike | None = None) -> int:
+    """Check that every key a loader will ask ``db_path`` for is stored in it; returns how many there are.
+
+    One read-only transaction, one B-tree lookup per key and no value read: a second or so for the
+    32,000 sub-images of DIV2K, cheap enough for every start of a training run.
+
+    Args:
+        db_path: the database folder.
+        keys: the keys to look up; default those of the database's own ``meta_info.txt``.
+        listed_in: where ``keys`` come from, for the message (default the ``meta_info.txt``).
+
+    Raises:
+        DataError: naming the database and the first key it lacks (or its missing ``data.mdb``).
+    """
+    if keys is None:
+        keys = [key for key, _shape in read_meta_info(db_path)]
+        listed_in = Path(db_path) / META_INFO
+    env = open_readonly(db_path)
+    count = 0
+    try:
+        with env.begin(buffers=True) as txn:  # buffers: the values are never copied out
+            for key in keys:
+                if txn.get(key.encode()) is None:
+                    raise DataError(f'{db_path}: key {key!r}, listed in {listed_in}, is not in the database '
+                                    f'({env.stat()["entries"]} records); rebuild it (lesrcnn-prepare-div2k '
+                                    '--overwrite)')
+                count += 1
+    finally:
+        env.close()
+    return count
+
+
 def verify_lmdb(db_path: str | os.PathLike, progress: bool = False) -> dict[str, tuple[int, int, int]]:
     """Check that every key in ``meta_info.txt`` is in the database and decodes to the stated shape.
 
@@ -187,7 +278,7 @@ def verify_lmdb(db_path: str | os.PathLike, progress: bool = False) -> dict[str,
 
     entries = read_meta_info(db_path)
     shapes: dict[str, tuple[int, int, int]] = {}
-    env = lmdb.open(str(db_path), readonly=True, lock=False, readahead=False)
+    env = open_readonly(db_path)
     try:
         with env.begin(write=False) as txn:
             if txn.stat()['entries'] != len(entries):

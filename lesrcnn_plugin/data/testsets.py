@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..fileio import make_sibling_dir, remove_stale_temporaries, replace_dir
+from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, replace_dir
 from ..image_io import list_images, read_image, write_image
 from .matlab_resize import imresize, modcrop
 
@@ -223,20 +223,26 @@ def make_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray, set[str]]
 
 
 def write_scale(found: FoundSet, scale: int, output: Path) -> str:
-    """Write ``OUTPUT/<Set>/X{k}/{HR,LR}``, replacing an existing folder only once complete; returns a report line."""
+    """Write ``OUTPUT/<Set>/X{k}/{HR,LR}``, replacing an existing folder only once complete; returns a report line.
+
+    A failed write (a full disk, a read-only folder) raises an ``OSError`` naming ``X{k}``, not the
+    temporary folder it was written in, which is removed.
+    """
     target = output / found.name / f'X{scale}'
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with errors_name(target, target.parent):
+        target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent, target.name)
     tmp = make_sibling_dir(target, 'tmp')
     counts = {'gray': 0, 'cropped': 0}
     try:
-        for pair in tqdm(found.pairs[scale], desc=f'{found.name} x{scale}', unit='img', leave=False):
-            hr, lr, notes = make_pair(pair, scale)
-            write_image(tmp / 'HR' / f'{pair.name}.png', hr, png_compress_level=3)
-            write_image(tmp / 'LR' / f'{pair.name}.png', lr, png_compress_level=3)
-            for note in notes:
-                counts[note] += 1
-        replace_dir(tmp, target)
+        with errors_name(target, tmp):
+            for pair in tqdm(found.pairs[scale], desc=f'{found.name} x{scale}', unit='img', leave=False):
+                hr, lr, notes = make_pair(pair, scale)
+                write_image(tmp / 'HR' / f'{pair.name}.png', hr, png_compress_level=3)
+                write_image(tmp / 'LR' / f'{pair.name}.png', lr, png_compress_level=3)
+                for note in notes:
+                    counts[note] += 1
+            replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
