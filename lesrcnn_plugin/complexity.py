@@ -1,26 +1,35 @@
-"""Parameters, MACs, FLOPs and activations of LESRCNN-family networks, with stated conventions.
+"""Parameters, MACs, FLOPs and activations of any super-resolution network, with stated conventions.
 
-Conventions (printed with every report):
+Conventions (printed with every report; ``CONVENTIONS``):
 
-* **Parameters**: every tensor of ``model.parameters()``, the frozen mean shifts included (they are
-  convolutions in the authors' code and count towards the released 626,328 at x2); *trainable*
-  excludes them.
-* **MACs**: multiply-accumulates of the convolutions, counted by ``torch.utils.flop_counter``
-  (``FlopCounterMode``) over one forward pass of a batch of one. Bias additions, ReLUs, residual
-  sums and the pixel shuffle are not counted (the usual convention of SR papers).
+* **Parameters**: every tensor of ``model.parameters()`` (the LESRCNN family's frozen mean shifts
+  included: they are convolutions in the authors' code and count towards the released 626,328 at x2);
+  *trainable* excludes the frozen ones.
+* **MACs**: multiply-accumulates counted by ``torch.utils.flop_counter.FlopCounterMode`` over one
+  forward pass of a batch of one: convolutions and matrix products (linear layers, attention),
+  which is all its registry knows. Bias additions, activations, normalisation, softmax, interpolation,
+  pooling, residual sums and the pixel shuffle are not counted (the usual convention of SR papers).
 * **FLOPs** = 2 x MACs (one multiply and one add per MAC). Tables that print "FLOPs" for MACs
-  (fvcore, mmengine, many SR papers) are off by this factor of two.
+  (fvcore, ``mmengine.analysis``, the NTIRE ESR script, many SR papers) are off by this factor of two.
 * **Activations**: as the NTIRE efficient-SR challenge defines them, the number of elements of the
-  outputs of every convolutional layer (``nn.Conv2d``) in one forward pass of a batch of one.
-* The RB applies **one upsampler twice** (to the deep and to the shallow features): its MACs and
-  activations count twice, its parameters once.
+  outputs of every convolution in one forward pass of a batch of one. Counted per executed
+  convolution (``aten.convolution``), which for networks built of ``nn.Conv2d``/``nn.ConvTranspose2d``
+  equals the challenge script's module-hook count, and also sees functional convolutions.
+* The LESRCNN RB applies **one upsampler twice** (to the deep and to the shallow features): its MACs
+  and activations count twice, its parameters once.
 
-The network is run on the ``meta`` device, so counting a 1024x1024 output takes no time and no memory.
+Blocks: the LESRCNN family is broken down by ``BLOCKS``; any other network by its top-level children
+that hold parameters or do counted work, plus ``(top level)`` for what its own ``forward`` does outside
+them. A network whose children share modules gets totals only.
+
+The network runs on the ``meta`` device, so counting a 1024x1024 output takes no time and no memory; a
+network that cannot run there is counted on the CPU (the report's notes say so).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -29,6 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .archs import LESRCNNBody
 from .errors import ConfigError
+from .networks import ForeignNetwork
+# Re-exported: lesrcnn_plugin.cli._common reads the network specs of files from here.
+from .networks import network_from_basicsr_options, network_from_mmagic_config  # noqa: F401
 
 #: The blocks of a LESRCNN-family network, as (report name, attributes of ``LESRCNNBody``).
 BLOCKS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -50,12 +62,20 @@ PRESETS: dict[str, tuple[str, tuple[int, int]]] = {
 }
 
 CONVENTIONS = (
-    'Parameters: all tensors, the frozen mean shifts included; trainable excludes them.',
-    'MACs: multiply-accumulates of the convolutions (torch.utils.flop_counter), batch of one; '
-    'biases, ReLU, sums and pixel shuffle not counted.',
-    'FLOPs = 2 x MACs.',
+    'Parameters: all tensors (LESRCNN: the frozen mean shifts included); trainable excludes frozen ones.',
+    'MACs: multiply-accumulates of convolutions and matrix products (torch.utils.flop_counter), batch of one; '
+    'biases, activations, normalisation, softmax, interpolation, sums and pixel shuffle not counted.',
+    'FLOPs = 2 x MACs (fvcore, mmengine.analysis and the NTIRE ESR script print MACs as "FLOPs").',
     'Activations (NTIRE efficient-SR definition): elements of every convolution output, batch of one.',
 )
+
+#: Name of the row holding what a foreign network's own ``forward`` does outside its children.
+TOP_LEVEL = '(top level)'
+
+_ATEN = torch.ops.aten
+#: The operators ``FlopCounterMode`` counts as convolutions (one of them runs per convolution).
+CONVOLUTIONS = (_ATEN.convolution, _ATEN._convolution, _ATEN.cudnn_convolution, _ATEN._slow_conv2d_forward,
+                _ATEN.convolution_overrideable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,17 +148,20 @@ class BlockCount:
         return {**dataclasses.asdict(self), 'flops': self.flops}
 
 
+_FIELDS = ('params', 'trainable_params', 'macs', 'activations', 'conv_calls')
+
+
 @dataclasses.dataclass
 class ComplexityReport:
     """Complexity of one network at one input size.
 
     Attributes:
-        network: Registered name of the network.
+        network: Name of the network (``LESRCNN``, ``basicsr:EDSR``, ...).
         arch_kwargs: Arguments it was built with.
         scale: Upscaling factor the forward pass used.
         size: Input and output sizes.
-        blocks: One ``BlockCount`` per entry of ``BLOCKS``.
-        total: Their sum.
+        blocks: One ``BlockCount`` per block (``BLOCKS`` for the family, top-level children otherwise).
+        total: The whole network.
         notes: What the reader must know to compare the figures (the RB runs its upsampler twice...).
     """
     network: str
@@ -158,75 +181,123 @@ class ComplexityReport:
         }
 
 
+def block_layout(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
+    """(row name, module paths) of a report: ``BLOCKS`` for the family, else each top-level child."""
+    if isinstance(model, LESRCNNBody):
+        return list(BLOCKS)
+    network, prefix = (model.network, 'network.') if isinstance(model, ForeignNetwork) else (model, '')
+    return [(name, (prefix + name,)) for name, _ in network.named_children()]
+
+
 def _count_params(module: nn.Module) -> tuple[int, int]:
     params = list(module.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def count_complexity(model: LESRCNNBody, size: InputSize, scale: int | None = None, network: str | None = None,
+def _conv_output_elements(*_args, out_shape, **_kwargs) -> int:
+    return math.prod(out_shape)
+
+
+def _one_call(*_args, out_shape, **_kwargs) -> int:
+    return 1
+
+
+def _forward_counts(model: nn.Module, size: InputSize, scale: int) -> tuple[str, dict[str, BlockCount], tuple]:
+    """One counted forward pass: (device, counts by ``FlopCounterMode`` module name, output shape).
+
+    Three ``FlopCounterMode`` instances watch the same pass: the default one for MACs, and two whose
+    convolution formula returns the output's element count (activations) and 1 (calls).
+    """
+    for device in ('meta', 'cpu'):
+        runner = copy.deepcopy(model).to(device).eval()
+        flop_counter = FlopCounterMode(display=False)
+        activation_counter = FlopCounterMode(display=False,
+                                             custom_mapping=dict.fromkeys(CONVOLUTIONS, _conv_output_elements))
+        call_counter = FlopCounterMode(display=False, custom_mapping=dict.fromkeys(CONVOLUTIONS, _one_call))
+        try:
+            with torch.no_grad(), flop_counter, activation_counter, call_counter:
+                output = runner(torch.zeros(1, 3, *size.lr, device=device), scale=scale)
+        except (NotImplementedError, RuntimeError) as exc:
+            if device == 'meta':
+                continue  # an operator without a meta kernel: count on the CPU instead
+            raise ConfigError(f'{type(model).__name__} fails on a {size.lr[0]}x{size.lr[1]} input: {exc}') from None
+        counts: dict[str, BlockCount] = {}
+        for key, by_op in flop_counter.get_flop_counts().items():
+            counts.setdefault(key, BlockCount(key)).macs = sum(by_op.values()) // 2
+        for counter, field in ((activation_counter, 'activations'), (call_counter, 'conv_calls')):
+            for key, by_op in counter.get_flop_counts().items():
+                setattr(counts.setdefault(key, BlockCount(key)), field, sum(by_op.get(op, 0) for op in CONVOLUTIONS))
+        if flop_counter.get_total_flops() % 2:
+            raise AssertionError(f'odd FLOP count {flop_counter.get_total_flops()}: not 2 x MACs')
+        return device, counts, tuple(output.shape)
+    raise AssertionError('unreachable: the CPU pass returns or raises')
+
+
+def count_complexity(model: nn.Module, size: InputSize, scale: int | None = None, network: str | None = None,
                      arch_kwargs: Mapping | None = None) -> ComplexityReport:
     """Count parameters, MACs, FLOPs and activations of ``model`` for one LR input size.
 
     Args:
-        model: A LESRCNN-family network (not modified; a copy runs on the meta device).
+        model: A network with the calling contract (``scales``, ``default_scale``, ``model(x, scale=k)``):
+            one of the family, or any network through ``networks.resolve_network``. Not modified.
         size: Input size, from ``input_size`` (its ``lr`` is used).
         scale: Scale to run (multi-scale networks); defaults to the model's own.
         network: Name to print (defaults to the class name).
         arch_kwargs: Arguments to print alongside the name.
     """
-    if not isinstance(model, LESRCNNBody):
-        raise TypeError(f'expected a LESRCNN-family network, got {type(model).__name__}')
     scale = model.default_scale if scale is None else scale
     if scale not in model.scales:
-        raise ConfigError(f'this network has upsamplers for scales {model.scales}, not {scale}')
-    blocks = {name: BlockCount(name) for name, _ in BLOCKS}
-    for name, attributes in BLOCKS:
-        for attribute in attributes:
-            total, trainable = _count_params(getattr(model, attribute))
-            blocks[name].params += total
-            blocks[name].trainable_params += trainable
-
-    runner = copy.deepcopy(model).to('meta').eval()
-    owner = {attribute: name for name, attributes in BLOCKS for attribute in attributes}
-    hooks = []
-    for module_name, module in runner.named_modules():
-        if isinstance(module, nn.Conv2d):
-            block = blocks[owner[module_name.split('.')[0]]]
-            hooks.append(module.register_forward_hook(
-                lambda _module, _inputs, output, block=block: _record_activation(block, output)))
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            output = runner(torch.zeros(1, 3, *size.lr, device='meta'), scale=scale)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if tuple(output.shape[-2:]) != size.hr:
-        raise AssertionError(f'output {tuple(output.shape)} does not match the expected HR size {size.hr}')
-    flops_by_module = counter.get_flop_counts()
-    for path, name in owner.items():
-        key = f'{type(runner).__name__}.{path}'
-        flops = sum(flops_by_module.get(key, {}).values())
-        if flops % 2:
-            raise AssertionError(f'odd FLOP count {flops} for {path}: not 2 x MACs')
-        blocks[name].macs += flops // 2
-
-    total = BlockCount('total')
-    for block in blocks.values():
-        for field in ('params', 'trainable_params', 'macs', 'activations', 'conv_calls'):
-            setattr(total, field, getattr(total, field) + getattr(block, field))
-    grand_total = counter.get_total_flops()
-    if 2 * total.macs != grand_total:
-        raise AssertionError(f'blocks sum to {2 * total.macs} FLOPs but the network counts {grand_total}')
-    return ComplexityReport(network or type(model).__name__, dict(arch_kwargs or {}), scale, size,
-                            list(blocks.values()), total, _notes(model, scale))
+        raise ConfigError(f'this network upscales by {model.scales}, not {scale}')
+    device, counts, output_shape = _forward_counts(model, size, scale)
+    if tuple(output_shape[-2:]) != size.hr:
+        raise ConfigError(f'output {output_shape} does not match the expected HR size {size.hr} '
+                          f'(LR {size.lr} x{scale})')
+    root = type(model).__name__
+    executed = counts.get('Global', BlockCount('Global'))  # absent when nothing countable ran
+    total = BlockCount('total', *_count_params(model), executed.macs, executed.activations, executed.conv_calls)
+    blocks = []
+    for name, paths in block_layout(model):
+        block = BlockCount(name)
+        for path in paths:
+            params, trainable = _count_params(model.get_submodule(path))
+            executed = counts.get(f'{root}.{path}', BlockCount(path))
+            block.params += params
+            block.trainable_params += trainable
+            block.macs += executed.macs
+            block.activations += executed.activations
+            block.conv_calls += executed.conv_calls
+        blocks.append(block)
+    notes = _family_notes(model, scale) if isinstance(model, LESRCNNBody) else []
+    blocks = _with_top_level(model, blocks, total, notes)
+    if device == 'cpu':
+        notes.append('Counted on the CPU: the network does not run on the meta device.')
+    return ComplexityReport(network or root, dict(arch_kwargs or {}), scale, size, blocks, total, notes)
 
 
-def _record_activation(block: BlockCount, output: torch.Tensor) -> None:
-    block.activations += output.numel()
-    block.conv_calls += 1
+def _with_top_level(model: nn.Module, blocks: list[BlockCount], total: BlockCount,
+                    notes: list[str]) -> list[BlockCount]:
+    """The rows to print: the blocks, and for a foreign network the remainder as ``TOP_LEVEL``.
+
+    The family's blocks cover the whole network (checked). Another network keeps only the children
+    that hold parameters or do counted work; when its children overlap (shared modules) it gets no rows.
+    """
+    remainder = BlockCount(TOP_LEVEL, **{field: getattr(total, field) - sum(getattr(b, field) for b in blocks)
+                                         for field in _FIELDS})
+    if isinstance(model, LESRCNNBody):
+        if any(getattr(remainder, field) for field in _FIELDS):
+            raise AssertionError(f'the blocks do not add up to the network: {remainder}')
+        return blocks
+    name = type(model.network if isinstance(model, ForeignNetwork) else model).__name__
+    if any(getattr(remainder, field) < 0 for field in _FIELDS):
+        notes.append(f'{name}: its top-level children share modules, so only totals are given.')
+        return []
+    rows = [block for block in blocks + [remainder] if any(getattr(block, field) for field in _FIELDS)]
+    notes.append(f'Rows: the top-level children of {name} that hold parameters or do counted work; '
+                 f'"{TOP_LEVEL}" is what its own forward() does outside them.')
+    return rows
 
 
-def _notes(model: LESRCNNBody, scale: int) -> list[str]:
+def _family_notes(model: LESRCNNBody, scale: int) -> list[str]:
     notes = []
     if model.reconstruction.fuse_shallow:
         notes.append('RB: the same upsampler runs twice (deep and shallow features): its MACs and '
@@ -237,49 +308,6 @@ def _notes(model: LESRCNNBody, scale: int) -> list[str]:
         notes.append(f'RB parameters include the upsamplers of every scale {model.scales}; MACs and '
                      f'activations those of x{scale} only.')
     return notes
-
-
-def network_spec(spec: Mapping, source: str) -> tuple[str, dict]:
-    """``{'type': NAME, **kwargs}`` (a BasicSR ``network_g`` or an MMagic ``generator``) -> (name, kwargs).
-
-    A registry scope (``mmagic.LESRCNN``) is dropped.
-    """
-    if not isinstance(spec, Mapping) or 'type' not in spec:
-        raise ConfigError(f'{source}: the network section must be a mapping with a "type" key')
-    kwargs = {key: (list(value) if isinstance(value, tuple) else value) for key, value in spec.items() if key != 'type'}
-    return str(spec['type']).rsplit('.', 1)[-1], kwargs
-
-
-def network_from_basicsr_options(path: str) -> tuple[str, dict]:
-    """Read ``network_g`` from a BasicSR options YAML (plain YAML; BasicSR is not imported)."""
-    import yaml
-    try:
-        with open(path, encoding='utf-8') as handle:
-            options = yaml.safe_load(handle)
-    except OSError as exc:
-        raise ConfigError(f'{path}: cannot read ({exc.strerror})') from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML ({exc})') from None
-    if not isinstance(options, Mapping) or 'network_g' not in options:
-        raise ConfigError(f'{path}: no network_g section')
-    return network_spec(options['network_g'], f'{path}: network_g')
-
-
-def network_from_mmagic_config(path: str) -> tuple[str, dict]:
-    """Read ``model.generator`` from an MMagic config (needs mmengine; MMagic is not imported)."""
-    try:
-        from mmengine.config import Config
-    except ImportError:
-        raise ConfigError('reading an MMagic config needs mmengine (pip install mmengine)') from None
-    try:
-        config = Config.fromfile(path, import_custom_modules=False)
-    except Exception as exc:  # mmengine raises many types for a bad file; all are the user's to fix
-        raise ConfigError(f'{path}: cannot read the config ({exc})') from None
-    generator = config.get('model', {}).get('generator')
-    if generator is None:
-        raise ConfigError(f'{path}: no model.generator section')
-    return network_spec(generator.to_dict() if hasattr(generator, 'to_dict') else generator,
-                        f'{path}: model.generator')
 
 
 def format_markdown(reports: Sequence[ComplexityReport]) -> str:

@@ -1,25 +1,24 @@
-"""Runtime of LESRCNN-family networks that cannot be fooled: synchronised, warmed up, interleaved.
+"""Runtime of SR networks that cannot be fooled: synchronised, warmed up, interleaved.
 
 How a measurement is taken (``measure_runtime``):
 
-* Every setting (reference or fast path, dtype, memory format, ``torch.compile``, thread count) gets
-  its own copy of the network and its own input, is warmed up (``warmup`` calls, which also runs the
-  compilation), and is then timed with the clock of ``torch.utils.benchmark``, which synchronises the
-  accelerator whenever it is read. A block holds as many calls as make it last ``min_block_seconds``
-  (one call for a CPU forward pass).
+* Every setting (reference path, or the LESRCNN family's fast path; dtype, memory format,
+  ``torch.compile``, thread count) gets its own copy of the network and its own input, is warmed up
+  (``warmup`` calls, which also compile), and is then timed with the clock of ``torch.utils.benchmark``,
+  which synchronises the accelerator whenever it is read. A block holds as many calls as make it last
+  ``min_block_seconds`` (one call for a CPU forward pass).
 * Settings are **interleaved**: each of the ``repeats`` rounds times one block of every setting, in
-  alternating order, so that a background load or clock drift affects all settings alike. The
-  speed-ups are therefore taken "in the same run".
+  alternating order, so that a background load or clock drift affects all settings alike: speed-ups
+  are taken "in the same run".
 * Reported: median time per image batch with the 10th and 90th percentiles over the rounds, images/s,
   output megapixels/s, peak memory of one forward pass (CUDA: ``max_memory_allocated`` above the
   memory held before the call; CPU: the peak of PyTorch's tensor allocations recorded by the
   profiler, the weights and the input excluded, not available for compiled code), and for every
   setting but the fp32 NCHW reference the maximum absolute difference of its output from that
   reference's output.
-* Roofline: one 64->64 3x3 convolution on a 1x64x256x256 map, timed in the same rounds, for each
-  dtype, memory format and thread count in use, both through PyTorch's convolution and (CPU, fp32)
-  through oneDNN's convolution as the fast path calls it; the faster of the two is this machine's
-  roofline (``report.roofline_rate``).
+* Roofline: one 64->64 3x3 convolution on a 1x64x256x256 map, timed in the same rounds for each dtype,
+  memory format and thread count in use, through PyTorch's and (CPU, fp32) oneDNN's convolution as the
+  fast path calls it; the faster of the two is this machine's roofline (``report.roofline_rate``).
 """
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 
@@ -178,9 +178,11 @@ def tf32_mode(allowed: bool):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def build_runner(model: LESRCNNBody, setting: Setting, device: torch.device,
+def build_runner(model: nn.Module, setting: Setting, device: torch.device,
                  scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable ``x -> output`` for one setting (its own copy of the weights)."""
+    if setting.path == 'fast' and not isinstance(model, LESRCNNBody):
+        raise ConfigError('the fast path exists for the LESRCNN family only; time other networks on the reference path')
     network = FastLESRCNN(model) if setting.path == 'fast' else copy.deepcopy(model)
     network = network.to(device=device, dtype=DTYPES[setting.dtype]).eval()
     network = network.to(memory_format=MEMORY_FORMATS[setting.memory_format])
@@ -313,23 +315,36 @@ def _roofline_calls(settings: Sequence[Setting], device: torch.device) -> list[_
     return calls
 
 
-def executed_macs(model: LESRCNNBody, size: InputSize, scale: int, batch: int) -> dict[str, int]:
+def executed_macs(model: nn.Module, size: InputSize, scale: int, batch: int) -> dict[str, int]:
     """MACs each path executes: the fast path runs the RB upsampler once instead of twice."""
     report = count_complexity(model, size, scale=scale)
     reference = report.total.macs
+    if not isinstance(model, LESRCNNBody):
+        return {'reference': reference * batch}
     rb = next(block for block in report.blocks if block.name == 'RB').macs
     fast = reference - rb // 2 if model.reconstruction.fuse_shallow else reference
     return {'reference': reference * batch, 'fast': fast * batch}
 
 
-def measure_runtime(model: LESRCNNBody, sizes: Sequence[InputSize], settings: Sequence[Setting],
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``'cpu'``, ``'cuda'``, ``'cuda:1'``... as a device that exists here (``ConfigError`` otherwise)."""
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f'unknown device {device!r}; use cpu or cuda[:N]') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError('CUDA was asked for but torch.cuda.is_available() is False')
+    return device
+
+
+def measure_runtime(model: nn.Module, sizes: Sequence[InputSize], settings: Sequence[Setting],
                     device: str | torch.device = 'cpu', scale: int | None = None, batch: int = 1, warmup: int = 3,
                     repeats: int = 10, min_block_seconds: float = 0.02, roofline: bool = True,
                     progress: bool = True) -> list[Row]:
     """Time every setting at every size, interleaved; see the module docstring for the method.
 
     Args:
-        model: The reference network (weights as they should be timed; it is copied, not modified).
+        model: Any network with the calling contract (``networks``), weights as they should be timed; copied.
         sizes: Input sizes (``complexity.input_size``).
         settings: From ``settings_grid``; must include the fp32 NCHW eager reference.
         device: ``'cpu'`` or ``'cuda'``.
@@ -341,12 +356,7 @@ def measure_runtime(model: LESRCNNBody, sizes: Sequence[InputSize], settings: Se
         roofline: Also time the roofline convolution.
         progress: Show a progress bar.
     """
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f'unknown device {device!r}; use cpu or cuda[:N]') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('CUDA was asked for but torch.cuda.is_available() is False')
+    device = resolve_device(device)
     if not any(s.is_reference for s in settings):
         raise ConfigError('the settings must include the fp32 NCHW eager reference')
     if device.type == 'cuda':

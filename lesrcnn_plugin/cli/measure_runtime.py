@@ -1,4 +1,4 @@
-"""Time LESRCNN-family networks: the authors' computation against the fast path, in one run.
+"""Time any SR network; the LESRCNN family also through its fast path, in one run.
 
 Examples::
 
@@ -6,6 +6,13 @@ Examples::
     lesrcnn-measure-runtime --scale 4 --preset 256 512 1024 --device cuda --dtypes fp32 fp16 bf16
     lesrcnn-measure-runtime --scale 2 --preset ntire --compile --threads 1 2
     lesrcnn-measure-runtime --lr-size 32x32 --repeats 2 --results-file results.csv
+    lesrcnn-measure-runtime --arch basicsr:EDSR --arch-args '{"num_block": 16, "upscale": 4}' --preset 720p
+    lesrcnn-measure-runtime -opt options/train_edsr.yml --ntire --device cuda --repeats 100
+    lesrcnn-measure-runtime --weights 4x_SPAN.pth --ntire                # spandrel detects the architecture
+
+The network flags are those of lesrcnn-count-flops (--arch SPEC, -opt, --config, --weights,
+--arch-args; see lesrcnn_plugin.networks). Networks outside the LESRCNN family have only the
+reference path.
 
 Every setting is warmed up and timed with torch.utils.benchmark's clock (accelerator synchronised),
 the settings interleaved round by round; each reports its median and p10/p90, images/s,
@@ -14,36 +21,39 @@ the reference's output. A 64->64 3x3 convolution on a 256x256 map is timed along
 roofline. Writes <prefix>.json, .csv, .md and a .png plot into --output-dir; with --results-file
 (CSV columns or JSON keys name, params, macs, psnr; optional dataset, scale) also
 <prefix>_quality.png, PSNR against parameters and against MACs.
+
+--ntire times as the NTIRE efficient-SR challenge's test_demo.py does: each of --repeats images on
+its own with CUDA events (a labelled wall clock on a CPU), after --warmup untimed passes, batch of one,
+fp32, cudnn.benchmark off; it reports the mean milliseconds per image and writes <prefix>_ntire.json
+and .md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 import torch
 
-from ..archs import build_arch
-from ..benchmark import (DTYPES, MEMORY_FORMATS, PATHS, RuntimeReport, comparisons, environment, measure_runtime,
-                         plot_quality, plot_runtime, read_results, settings_grid)
-from ..checkpoint import load_model
+from ..benchmark import (DTYPES, MEMORY_FORMATS, PATHS, RuntimeReport, comparisons, environment,
+                         format_ntire_markdown, measure_runtime, ntire_runtime, plot_quality, plot_runtime,
+                         read_results, settings_grid)
 from ..fileio import write_text_atomic
-from ._common import (add_network_arguments, add_size_arguments, network_from_args, positive_int, run,
-                      sizes_from_args)
+from ..networks import ResolvedNetwork
+from ._common import add_size_arguments, positive_int, require, run, sizes_from_args
+from ._networks import add_network_arguments, network_from_arguments
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_network_arguments(parser)
-    parser.add_argument('--weights', help='checkpoint to time (any format lesrcnn-convert reads, or a weights '
-                                          'name); default: the network\'s initial weights, seeded (timing does '
-                                          'not depend on them)')
     add_size_arguments(parser)
     settings = parser.add_argument_group('settings')
     settings.add_argument('--batch', type=positive_int, default=1, help='images per call')
     settings.add_argument('--device', default='cpu', help='cpu or cuda[:N]')
-    settings.add_argument('--paths', nargs='+', choices=PATHS, default=list(PATHS),
-                          help='reference and/or fast path')
+    settings.add_argument('--paths', nargs='+', choices=PATHS,
+                          help='reference and/or fast path (default: both for the LESRCNN family, else reference)')
     settings.add_argument('--dtypes', nargs='+', choices=sorted(DTYPES), default=['fp32'],
                           help='weight/input dtypes')
     settings.add_argument('--memory-formats', nargs='+', choices=sorted(MEMORY_FORMATS),
@@ -51,7 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     settings.add_argument('--compile', action='store_true', help='also time every setting through torch.compile')
     settings.add_argument('--threads', type=positive_int, nargs='+', help='CPU thread counts (default: PyTorch\'s)')
     settings.add_argument('--warmup', type=int, default=3, help='untimed calls per setting before timing')
-    settings.add_argument('--repeats', type=positive_int, default=10, help='timed rounds per setting')
+    settings.add_argument('--repeats', type=positive_int, default=10,
+                          help='timed rounds per setting; with --ntire, timed images')
+    settings.add_argument('--ntire', action='store_true',
+                          help='time as the NTIRE ESR test script does: per-image CUDA events (wall clock on a '
+                               'CPU), mean ms per image, fp32, batch of one (the other settings do not apply)')
     settings.add_argument('--no-roofline', action='store_true', help='skip the roofline convolution')
     out = parser.add_argument_group('output')
     out.add_argument('--output-dir', default='results/runtime', help='folder for <prefix>.json/.csv/.md/.png')
@@ -62,30 +76,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_network(args: argparse.Namespace) -> tuple[str, dict, torch.nn.Module]:
-    """(name, kwargs, network): the checkpoint given by --weights, or a freshly built, seeded network."""
-    if args.weights:
-        model = load_model(args.weights, arch=args.arch, scale=args.scale)
-        return type(model).__name__, {'weights': args.weights}, model
-    name, kwargs = network_from_args(args)
-    torch.manual_seed(0)  # the same initial weights on every run
-    return name, kwargs, build_arch(name, **kwargs)
+def load_network(args: argparse.Namespace) -> ResolvedNetwork:
+    """The network to time: loaded weights (--weights), or a freshly built network seeded for repeatability
+    (timing does not depend on the weights)."""
+    torch.manual_seed(0)
+    return network_from_arguments(args)
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> tuple[RuntimeReport, list[str]]:
     """Measure, write the files, and return the report and the paths written."""
-    name, kwargs, model = load_network(args)
-    scale = args.scale or model.default_scale
+    network = load_network(args)
+    scale, name = network.scale, network.name
     sizes = sizes_from_args(args, scale)
     results = read_results(args.results_file) if args.results_file else None  # a bad file fails before timing
-    settings = settings_grid(args.paths, args.dtypes, args.memory_formats,
+    paths = args.paths or (list(PATHS) if network.is_family else ['reference'])  # build_runner refuses 'fast' there
+    settings = settings_grid(paths, args.dtypes, args.memory_formats,
                              (False, True) if args.compile else (False,), args.threads or (None,))
     env = environment(args.device)
-    rows = measure_runtime(model, sizes, settings, device=args.device, scale=scale, batch=args.batch,
+    rows = measure_runtime(network.module, sizes, settings, device=args.device, scale=scale, batch=args.batch,
                            warmup=args.warmup, repeats=args.repeats, roofline=not args.no_roofline,
                            progress=not args.quiet)
     report = RuntimeReport(title=args.title or f'{name} x{scale}, {env.get("gpu") or env["device"]}',
-                           network=name, arch_kwargs=kwargs, scale=scale, environment=env,
+                           network=name, arch_kwargs=network.kwargs, scale=scale, environment=env,
                            command=' '.join(['lesrcnn-measure-runtime', *argv]), rows=rows,
                            comparisons=comparisons(rows))
     stem = os.path.join(args.output_dir, args.prefix)
@@ -100,10 +112,33 @@ def measure(args: argparse.Namespace, argv: list[str]) -> tuple[RuntimeReport, l
     return report, written
 
 
+def measure_ntire(args: argparse.Namespace, argv: list[str]) -> tuple[str, list[str]]:
+    """--ntire: time each size as the NTIRE ESR script does; write <prefix>_ntire.json/.md."""
+    network = load_network(args)
+    timings = [(network.name, ntire_runtime(network.module, size, scale=network.scale, device=args.device,
+                                            images=args.repeats, warmup=args.warmup))
+               for size in sizes_from_args(args, network.scale)]
+    title = args.title or f'{network.name} x{network.scale}, NTIRE ESR convention'
+    command = ' '.join(['lesrcnn-measure-runtime', *argv])
+    markdown = f'## {title}\n\n`{command}`\n\n' + format_ntire_markdown(timings)
+    document = {'title': title, 'command': command, 'network': network.name, 'arch_kwargs': network.kwargs,
+                'scale': network.scale, 'environment': environment(args.device),
+                'timings': [timing.to_dict() for _, timing in timings]}
+    stem = os.path.join(args.output_dir, args.prefix + '_ntire')
+    write_text_atomic(stem + '.json', json.dumps(document, indent=2) + '\n')
+    write_text_atomic(stem + '.md', markdown)
+    return markdown, [stem + '.json', stem + '.md']
+
+
 def measure_and_print(args: argparse.Namespace, argv: list[str]) -> None:
-    report, written = measure(args, argv)
+    if args.ntire:
+        markdown, written = measure_ntire(args, argv)
+    else:
+        require('plots', needed_by='lesrcnn-measure-runtime')  # the runtime plot is always written
+        report, written = measure(args, argv)
+        markdown = report.to_markdown()
     if not args.quiet:
-        sys.stdout.write(report.to_markdown())
+        sys.stdout.write(markdown)
     print('wrote ' + ', '.join(written), file=sys.stderr)
 
 

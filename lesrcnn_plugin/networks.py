@@ -1,0 +1,400 @@
+"""Any super-resolution network, from the ways researchers name one, with the family's calling contract.
+
+Where a network can come from (``resolve_network``, ``network_from_weights``; on the command line,
+``lesrcnn_plugin.cli._networks``):
+
+=================================  =========================================================================
+spec                               network
+=================================  =========================================================================
+``LESRCNN`` (a bare name)          the LESRCNN family; else BasicSR's ``ARCH_REGISTRY``; else MMagic's ``MODELS``
+``basicsr:EDSR``                   BasicSR's ``ARCH_REGISTRY`` only
+``mmagic:SRCNNNet``                MMagic's ``MODELS`` only
+``package.module:callable``        a researcher's own network: a class or factory returning an ``nn.Module``
+``path/to/file.py:callable``       the same, defined in a file
+``-opt`` options file              its ``network_g``: the family, else BasicSR
+``--config`` MMagic config         its ``model.generator``: the family, else MMagic
+``--weights`` file or name         the package's own loader for LESRCNN weights (files and names such as
+                                   ``lesrcnn_x2``); any other architecture that spandrel detects
+=================================  =========================================================================
+
+**The calling contract.** Every network of the family has ``scales``, ``default_scale`` and is called
+``net(x)`` or ``net(x, scale=k)``. A network from anywhere else is wrapped once, here, in
+``ForeignNetwork``, which gives it the same three things, so that counting and timing code calls every
+network the same way and never inspects a model to learn how to call it. Its upscaling factor is read
+from one forward pass of a 32x32 input on the ``meta`` device (no computation), or taken from ``scale``
+when given (and checked against that pass).
+
+BasicSR, MMagic and spandrel are imported only inside the function for that source, so the core of the
+package stays framework-free.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import os
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .archs import ARCHS, LESRCNNBody, build_arch
+from .errors import CheckpointError, ConfigError
+
+#: Prefixes naming a framework registry in a spec (``basicsr:EDSR``).
+FRAMEWORKS = ('basicsr', 'mmagic')
+
+#: Side of the square input of the forward pass that reads a foreign network's scale.
+_PROBE_SIZE = 32
+
+
+class ForeignNetwork(nn.Module):
+    """A network from outside the family, given the family's calling contract.
+
+    Attributes:
+        network: The wrapped network, called as ``network(x)``.
+        scales: ``(scale,)``: the one upscaling factor it has.
+        default_scale: ``scale``.
+    """
+
+    def __init__(self, network: nn.Module, scale: int):
+        super().__init__()
+        self.network = network
+        self.scales = (scale,)
+        self.default_scale = scale
+
+    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        if scale is not None and scale != self.default_scale:
+            raise ConfigError(f'{type(self.network).__name__} upscales x{self.default_scale} only, not x{scale}')
+        return self.network(x)
+
+
+@dataclasses.dataclass
+class ResolvedNetwork:
+    """A network ready to count or time.
+
+    Attributes:
+        name: How to print it: ``LESRCNN``, ``basicsr:EDSR``, ``mmagic:SRCNNNet``, ``spandrel:SPAN``,
+            ``package.module:callable``.
+        kwargs: The arguments it was built with (``{'weights': path}`` for loaded weights).
+        module: The network, following the calling contract (a family network, or a ``ForeignNetwork``),
+            in eval mode.
+        scale: The upscaling factor it runs: ``module.default_scale`` (a multi-scale network is built to
+            run the scale asked for by default).
+    """
+    name: str
+    kwargs: dict
+    module: nn.Module
+    scale: int
+
+    @property
+    def is_family(self) -> bool:
+        """A LESRCNN-family network, which has a per-block breakdown and a fast path."""
+        return isinstance(self.module, LESRCNNBody)
+
+
+# --------------------------------------------------------------------------------------------------
+# Specs from files
+
+
+def network_spec(spec: Mapping, source: str) -> tuple[str, dict]:
+    """``{'type': NAME, **kwargs}`` (a BasicSR ``network_g`` or an MMagic ``generator``) -> (name, kwargs).
+
+    A registry scope (``mmagic.EDSRNet``) is dropped.
+    """
+    if not isinstance(spec, Mapping) or 'type' not in spec:
+        raise ConfigError(f'{source}: the network section must be a mapping with a "type" key')
+    kwargs = {key: (list(value) if isinstance(value, tuple) else value) for key, value in spec.items() if key != 'type'}
+    return str(spec['type']).rsplit('.', 1)[-1], kwargs
+
+
+def network_from_basicsr_options(path: str) -> tuple[str, dict]:
+    """Read ``network_g`` from a BasicSR options YAML (plain YAML; BasicSR is not imported)."""
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as handle:
+            options = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f'{path}: cannot read ({exc.strerror})') from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{path}: not valid YAML ({exc})') from None
+    if not isinstance(options, Mapping) or 'network_g' not in options:
+        raise ConfigError(f'{path}: no network_g section')
+    return network_spec(options['network_g'], f'{path}: network_g')
+
+
+def network_from_mmagic_config(path: str) -> tuple[str, dict]:
+    """Read ``model.generator`` from an MMagic config (needs mmengine; MMagic is not imported)."""
+    try:
+        from mmengine.config import Config
+    except ImportError:
+        raise ConfigError('reading an MMagic config needs mmengine (pip install mmengine)') from None
+    try:
+        config = Config.fromfile(path, import_custom_modules=False)
+    except Exception as exc:  # mmengine raises many types for a bad file; all are the user's to fix
+        raise ConfigError(f'{path}: cannot read the config ({exc})') from None
+    generator = config.get('model', {}).get('generator')
+    if generator is None:
+        raise ConfigError(f'{path}: no model.generator section')
+    return network_spec(generator.to_dict() if hasattr(generator, 'to_dict') else generator,
+                        f'{path}: model.generator')
+
+
+# --------------------------------------------------------------------------------------------------
+# Registries, imported only when a name is looked up there
+
+
+def _basicsr_registry():
+    """BasicSR's ``ARCH_REGISTRY`` with every architecture registered, or ``None`` without BasicSR."""
+    try:
+        import lesrcnn_plugin.basicsr  # noqa: F401  (installs the torchvision alias, imports basicsr.archs)
+        from basicsr.utils.registry import ARCH_REGISTRY
+    except ImportError:
+        return None
+    return ARCH_REGISTRY
+
+
+def _mmagic_registry():
+    """MMagic's ``MODELS`` with every module registered, or ``None`` without MMagic."""
+    try:
+        import lesrcnn_plugin.mmagic  # noqa: F401
+        from mmagic.registry import MODELS
+        from mmagic.utils import register_all_modules
+    except ImportError:
+        return None
+    register_all_modules()
+    return MODELS
+
+
+def _registry_names(framework: str) -> list[str] | None:
+    registry = _basicsr_registry() if framework == 'basicsr' else _mmagic_registry()
+    if registry is None:
+        return None
+    return sorted(registry._obj_map if framework == 'basicsr' else registry.module_dict)
+
+
+def _build_from_registry(framework: str, name: str, kwargs: dict) -> nn.Module | None:
+    """The network ``name`` built from ``framework``'s registry, or ``None`` when it has no such name."""
+    names = _registry_names(framework)
+    if names is None:
+        raise ConfigError(f'{framework}:{name} needs {framework} installed (pip install lesrcnn-plugin[{framework}])')
+    if name not in names:
+        return None
+    with _construction_errors(f'{framework}:{name}'):
+        if framework == 'basicsr':
+            return _basicsr_registry().get(name)(**kwargs)
+        return _mmagic_registry().build(dict(type=name, **kwargs))
+
+
+def _build_from_callable(target: str, kwargs: dict) -> nn.Module:
+    """``package.module:callable`` or ``path/to/file.py:callable`` (``callable`` may be dotted) called with kwargs."""
+    module_name, _, attribute = target.rpartition(':')
+    if not module_name or not attribute:
+        raise ConfigError(f'{target!r} is not module:callable')
+    try:
+        if module_name.endswith('.py'):
+            if not os.path.isfile(module_name):
+                raise ConfigError(f'{target}: no such file {module_name}')
+            spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(module_name))[0],
+                                                          module_name)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f'{target}: cannot import {module_name} ({exc})') from None
+    factory = module
+    for part in attribute.split('.'):
+        if not hasattr(factory, part):
+            raise ConfigError(f'{target}: {module_name} has no attribute {attribute!r}')
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise ConfigError(f'{target}: {attribute} is not callable')
+    with _construction_errors(target):
+        network = factory(**kwargs)
+    if not isinstance(network, nn.Module):
+        raise ConfigError(f'{target} returned {type(network).__name__}, not a torch.nn.Module')
+    return network
+
+
+@contextlib.contextmanager
+def _construction_errors(name: str) -> Iterator[None]:
+    """Re-raise a constructor's complaint about its arguments as a ``ConfigError`` naming the network."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+        raise ConfigError(f'{name}: {exc}') from None
+
+
+# --------------------------------------------------------------------------------------------------
+# The calling contract
+
+
+def probe_scale(network: nn.Module) -> int | None:
+    """The upscaling factor of ``network(x)``, read from one forward pass of a 1x3x32x32 input.
+
+    The pass runs on a copy on the ``meta`` device (shapes only); a network that cannot run there
+    runs once on the CPU instead. ``None`` when neither pass works or the output is not an integer
+    multiple of the input in both directions.
+    """
+    for device in ('meta', 'cpu'):
+        runner = copy.deepcopy(network).to(device).eval()
+        try:
+            with torch.no_grad():
+                output = runner(torch.zeros(1, 3, _PROBE_SIZE, _PROBE_SIZE, device=device))
+        except Exception:  # noqa: BLE001  (any failure of a foreign forward pass means: try the next device)
+            continue
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            return None
+        height, width = output.shape[-2:]
+        if height % _PROBE_SIZE == 0 and height == width:
+            return height // _PROBE_SIZE
+        return None
+    return None
+
+
+def follow_contract(network: nn.Module, name: str, scale: int | None = None) -> tuple[nn.Module, int]:
+    """(network with the calling contract, in eval mode; its ``default_scale``). Family networks pass
+    through; any other is wrapped in ``ForeignNetwork``.
+
+    Args:
+        network: Any network (put in eval mode).
+        name: For error messages.
+        scale: Checked against the network's scale; for a foreign network whose forward pass cannot
+            be probed, taken as its scale.
+    """
+    network = network.eval()
+    if isinstance(network, LESRCNNBody):
+        if scale not in (None, network.default_scale):
+            raise ConfigError(f'{name} runs x{network.default_scale} by default, not x{scale}')
+        return network, network.default_scale
+    probed = probe_scale(network)
+    if probed is None and scale is None:
+        raise ConfigError(f'{name}: could not read the upscaling factor from a forward pass of a 1x3x'
+                          f'{_PROBE_SIZE}x{_PROBE_SIZE} input; give it (--scale)')
+    if probed is not None and scale is not None and probed != scale:
+        raise ConfigError(f'{name} upscales x{probed}, not x{scale} (--scale); build it for x{scale} '
+                          'through its own arguments (--arch-args)')
+    scale = probed if probed is not None else scale
+    return ForeignNetwork(network, scale), scale
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolution
+
+
+def split_spec(spec: str) -> tuple[str | None, str]:
+    """``'basicsr:EDSR'`` -> ``('basicsr', 'EDSR')``; ``'pkg.mod:fn'`` -> ``('callable', 'pkg.mod:fn')``;
+    a bare name -> ``(None, name)``."""
+    prefix, colon, rest = spec.partition(':')
+    if not colon:
+        return None, spec
+    if prefix in FRAMEWORKS:
+        return prefix, rest
+    return 'callable', spec
+
+
+def resolve_network(spec: str, kwargs: Mapping | None = None, scale: int | None = None,
+                    frameworks: Sequence[str] = FRAMEWORKS) -> ResolvedNetwork:
+    """Build the network ``spec`` names (see the module docstring) and give it the calling contract.
+
+    Args:
+        spec: A family name, ``basicsr:NAME``, ``mmagic:NAME``, ``module:callable`` or a bare name
+            looked up in ``frameworks``.
+        kwargs: Constructor arguments.
+        scale: For the family, the scale to build (``upscale``) or, multi-scale, to run by default
+            (``default_scale``); for any other network, its scale when a forward pass cannot tell it
+            (checked otherwise).
+        frameworks: Where a bare name that is not the family's is looked up, in order.
+
+    Raises:
+        ConfigError: An unknown or ambiguous name (the message lists where it looked and the closest
+            names), bad arguments, or a scale that does not match.
+    """
+    kwargs = dict(kwargs or {})
+    source, name = split_spec(spec)
+    if source is None and name in ARCHS:
+        if scale is not None:  # a multi-scale network is built to run it by default, as the loader does
+            kwargs['default_scale' if name == 'MultiScaleLESRCNN' else 'upscale'] = scale
+        module, scale = follow_contract(build_arch(name, **kwargs), name, scale)
+        return ResolvedNetwork(name, kwargs, module, scale)
+    if source == 'callable':
+        network, display = _build_from_callable(name, kwargs), name
+    elif source in FRAMEWORKS:
+        network, display = _build_from_registry(source, name, kwargs), spec
+        if network is None:
+            raise ConfigError(_unknown_name_message(name, [source]))
+    else:
+        found = [framework for framework in frameworks if name in (_registry_names(framework) or ())]
+        if not found:
+            raise ConfigError(_unknown_name_message(name, frameworks))
+        if len(found) > 1:
+            raise ConfigError(f'{name!r} names a network in {" and ".join(found)}; say which: '
+                              + ' or '.join(f'{framework}:{name}' for framework in found))
+        network, display = _build_from_registry(found[0], name, kwargs), f'{found[0]}:{name}'
+    module, scale = follow_contract(network, display, scale)
+    return ResolvedNetwork(display, kwargs, module, scale)
+
+
+def _unknown_name_message(name: str, frameworks: Sequence[str]) -> str:
+    """Where the name was looked for, and the closest names found there."""
+    looked = [f'the LESRCNN family ({", ".join(ARCHS)})']
+    candidates = {family_name: family_name for family_name in ARCHS}
+    labels = {'basicsr': "BasicSR's ARCH_REGISTRY", 'mmagic': "MMagic's MODELS"}
+    for framework in frameworks:
+        names = _registry_names(framework)
+        if names is None:
+            looked.append(f'{labels[framework]} (not installed)')
+            continue
+        looked.append(f'{labels[framework]} ({len(names)} names)')
+        candidates.update({registered.lower(): f'{framework}:{registered}' for registered in names})
+    looked.append('a module:callable (no ":" in the name)')
+    close = difflib.get_close_matches(name.lower(), list(candidates), n=5, cutoff=0.5)
+    suggestion = f' Closest names: {", ".join(candidates[key] for key in close)}.' if close else ''
+    return f'unknown network {name!r}. Looked in: {"; ".join(looked)}.{suggestion}'
+
+
+def network_from_weights(source: str | os.PathLike, scale: int | None = None) -> ResolvedNetwork:
+    """The network a weights file holds, with its weights loaded.
+
+    LESRCNN weights (any format the package reads, or a registered name such as ``lesrcnn_x2``) are
+    loaded by ``checkpoint.load_model`` (``scale`` picks a multi-scale network's default); any other
+    file goes to spandrel, which detects its architecture (``pip install lesrcnn-plugin[spandrel]``).
+    """
+    from .checkpoint import load_model
+
+    try:
+        model = load_model(source, scale=scale)
+    except CheckpointError as family_error:
+        if not os.path.isfile(source):
+            raise
+        try:
+            import spandrel
+        except ImportError:
+            raise ConfigError(f'{family_error}. Other architectures are read by spandrel: '
+                              'pip install lesrcnn-plugin[spandrel]') from None
+        try:
+            descriptor = spandrel.ModelLoader().load_from_file(source)
+        except Exception as exc:  # spandrel raises several types for a file it does not recognise
+            raise CheckpointError(f'{source}: neither a LESRCNN checkpoint nor an architecture spandrel '
+                                  f'detects ({exc})') from None
+        if descriptor.input_channels != 3:
+            raise ConfigError(f'{source}: a {descriptor.input_channels}-channel network; only RGB networks '
+                              'are counted and timed')
+        name = f'spandrel:{descriptor.architecture.name}'
+        if scale is not None and scale != descriptor.scale:
+            raise ConfigError(f'{name} in {source} upscales x{descriptor.scale}, not x{scale}')
+        module, scale = follow_contract(descriptor.model, name, descriptor.scale)
+        return ResolvedNetwork(name, {'weights': str(source)}, module, scale)
+    module, scale = follow_contract(model, type(model).__name__, scale)
+    return ResolvedNetwork(type(model).__name__, {'weights': str(source)}, module, scale)
+
+
+__all__ = ['FRAMEWORKS', 'ForeignNetwork', 'ResolvedNetwork', 'follow_contract', 'network_from_basicsr_options',
+           'network_from_mmagic_config', 'network_from_weights', 'network_spec', 'probe_scale', 'resolve_network',
+           'split_spec']

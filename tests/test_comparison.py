@@ -1,0 +1,270 @@
+"""Any SR network through lesrcnn-count-flops / lesrcnn-measure-runtime, checked against independent counts.
+
+Each foreign network is counted by the tool, then again here without it: parameters from the
+framework's own build, MACs from ``torch.utils.flop_counter.FlopCounterMode`` called directly on the
+CPU, activations as the NTIRE ESR script counts them (forward hooks on ``nn.Conv2d`` and
+``nn.ConvTranspose2d``). Sizes are tiny so that the tests run in seconds.
+"""
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lesrcnn_plugin.benchmark import CPU_CLOCK, time_networks
+from lesrcnn_plugin.cli import count_flops, measure_runtime
+from lesrcnn_plugin.complexity import TOP_LEVEL, count_complexity, input_size
+from lesrcnn_plugin.errors import ConfigError
+from lesrcnn_plugin.networks import ForeignNetwork, resolve_network
+
+#: A researcher's own networks, written into a module the tests import by module:callable.
+HELPER_MODULE = '''
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TinySR(nn.Module):
+    """conv 3->8, ReLU, conv 8->3*s*s, pixel shuffle."""
+
+    def __init__(self, scale=2, width=8):
+        super().__init__()
+        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.act = nn.ReLU()
+        self.tail = nn.Conv2d(width, 3 * scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return self.shuffle(self.tail(self.act(self.head(x))))
+
+
+class NormSR(TinySR):
+    """TinySR with a GroupNorm and a functional 1x1 convolution in its own forward."""
+
+    def __init__(self, scale=2, width=8):
+        super().__init__(scale, width)
+        self.norm = nn.GroupNorm(2, width)
+        self.mix = nn.Parameter(torch.randn(width, width, 1, 1))
+
+    def forward(self, x):
+        features = F.conv2d(self.norm(self.act(self.head(x))), self.mix)
+        return self.shuffle(self.tail(features))
+
+
+def make_tiny(scale=2):
+    return TinySR(scale=scale)
+
+
+def not_a_network():
+    return 42
+'''
+
+
+@pytest.fixture
+def helper_module(tmp_path, monkeypatch):
+    """``my_sr_nets``, importable by name, and the path of its file."""
+    path = tmp_path / 'my_sr_nets.py'
+    path.write_text(HELPER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return path
+
+
+def independent_counts(network: nn.Module, lr: tuple[int, int]) -> dict:
+    """Params, MACs (FlopCounterMode on the CPU) and NTIRE activations (module hooks) of ``network(x)``."""
+    activations, calls = [], []
+
+    def record(_module, _inputs, output):
+        activations.append(output.numel())
+        calls.append(1)
+
+    hooks = [module.register_forward_hook(record) for module in network.modules()
+             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            output = network.eval()(torch.rand(1, 3, *lr))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {'params': sum(p.numel() for p in network.parameters()), 'macs': counter.get_total_flops() // 2,
+            'activations': sum(activations), 'conv_calls': len(calls), 'output': tuple(output.shape)}
+
+
+def run_count_flops(argv: list[str], tmp_path) -> dict:
+    output = tmp_path / 'counts.json'
+    assert count_flops.main([*argv, '--format', 'json', '--output', str(output)]) == 0
+    (report,) = json.loads(output.read_text())
+    return report
+
+
+def assert_totals_match(report: dict, expected: dict) -> None:
+    total = report['total']
+    assert (total['params'], total['macs'], total['activations'], total['conv_calls']) == (
+        expected['params'], expected['macs'], expected['activations'], expected['conv_calls'])
+    assert total['flops'] == 2 * total['macs']
+    for field in ('params', 'macs', 'activations', 'conv_calls'):  # the rows add up to the network
+        assert sum(block[field] for block in report['blocks']) == total[field]
+
+
+def test_basicsr_edsr_from_options_file(tmp_path):
+    pytest.importorskip('lesrcnn_plugin.basicsr')
+    from basicsr.archs import build_network
+
+    network_g = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 2, 'upscale': 4}
+    options = tmp_path / 'train_EDSR_tiny_x4.yml'
+    options.write_text('name: edsr_tiny\nmodel_type: SRModel\nscale: 4\nnetwork_g:\n'
+                       + ''.join(f'  {key}: {value}\n' for key, value in network_g.items()))
+    report = run_count_flops(['-opt', str(options), '--lr-size', '12x16'], tmp_path)
+
+    expected = independent_counts(build_network(dict(network_g)), (12, 16))
+    assert report['network'] == 'basicsr:EDSR' and report['scale'] == 4
+    assert report['size']['hr'] == [48, 64] and expected['output'] == (1, 3, 48, 64)
+    assert_totals_match(report, expected)
+    assert [block['name'] for block in report['blocks']] == ['conv_first', 'body', 'conv_after_body', 'upsample',
+                                                             'conv_last']
+
+
+def test_mmagic_srcnn_from_config(tmp_path):
+    pytest.importorskip('mmagic')
+    from mmagic.registry import MODELS
+    from mmagic.utils import register_all_modules
+
+    config = tmp_path / 'srcnn_tiny_x2.py'
+    config.write_text(textwrap.dedent('''\
+        model = dict(type='BaseEditModel',
+                     generator=dict(type='SRCNNNet', channels=(3, 16, 8, 3), kernel_sizes=(9, 1, 5),
+                                    upscale_factor=2))
+        '''))
+    report = run_count_flops(['--config', str(config), '--lr-size', '10x12'], tmp_path)
+
+    register_all_modules()
+    generator = MODELS.build(dict(type='SRCNNNet', channels=(3, 16, 8, 3), kernel_sizes=(9, 1, 5), upscale_factor=2))
+    expected = independent_counts(generator, (10, 12))
+    assert report['network'] == 'mmagic:SRCNNNet' and report['scale'] == 2  # read from the network's output
+    assert_totals_match(report, expected)
+    # SRCNN runs at HR after a bicubic upsampling that neither counter counts.
+    assert report['total']['macs'] == (3 * 16 * 81 + 16 * 8 + 8 * 3 * 25) * 20 * 24
+
+
+def test_module_callable_network(tmp_path, helper_module):
+    lr = (6, 10)
+    by_module = run_count_flops(['--arch', 'my_sr_nets:TinySR', '--arch-args', '{"scale": 3}', '--lr-size', '6x10'],
+                                tmp_path)
+    by_file = run_count_flops(['--arch', f'{helper_module}:make_tiny', '--arch-args', '{"scale": 3}',
+                               '--hr-size', '18x30'], tmp_path)
+    pixels = math.prod(lr)
+    closed_form = {'params': 3 * 8 * 9 + 8 + 8 * 27 * 9 + 27, 'macs': (3 * 8 * 9 + 8 * 27 * 9) * pixels,
+                   'activations': (8 + 27) * pixels, 'conv_calls': 2}
+    for report in (by_module, by_file):
+        assert report['scale'] == 3
+        assert_totals_match(report, closed_form)
+        assert [block['name'] for block in report['blocks']] == ['head', 'tail']  # ReLU, shuffle: nothing counted
+    assert by_module['network'] == 'my_sr_nets:TinySR'
+
+
+def test_adapter_gives_the_calling_contract(helper_module):
+    network = resolve_network('my_sr_nets:TinySR', {'scale': 4})
+    assert isinstance(network.module, ForeignNetwork) and not network.is_family
+    assert (network.module.scales, network.module.default_scale, network.scale) == ((4,), 4, 4)
+    x = torch.rand(1, 3, 5, 7)
+    assert network.module(x).shape == network.module(x, scale=4).shape == (1, 3, 20, 28)
+    with pytest.raises(ConfigError, match='x4 only'):
+        network.module(x, scale=2)
+    with pytest.raises(ConfigError, match='upscales x4, not x2'):
+        resolve_network('my_sr_nets:TinySR', {'scale': 4}, scale=2)
+    with pytest.raises(ConfigError, match='not a torch.nn.Module'):
+        resolve_network('my_sr_nets:not_a_network')
+    with pytest.raises(ConfigError, match='no attribute'):
+        resolve_network('my_sr_nets:Missing')
+
+
+def test_top_level_row_and_mmengine_conventions(helper_module):
+    pytest.importorskip('mmengine.analysis')
+    from lesrcnn_plugin.complexity_crosscheck import cross_check
+
+    network = resolve_network('my_sr_nets:NormSR')
+    size = input_size(2, lr=(8, 8))
+    report = count_complexity(network.module, size)
+    rows = {block.name: block for block in report.blocks}
+    # The functional 1x1 convolution of forward() and its parameter belong to no child.
+    assert rows[TOP_LEVEL].params == 64 and rows[TOP_LEVEL].macs == 64 * 64 and rows[TOP_LEVEL].conv_calls == 1
+    assert 'norm' in rows and rows['norm'].macs == 0  # a GroupNorm holds parameters but no counted work
+
+    check = cross_check(network.module, size)
+    assert check.agrees and check.params == report.total.params
+    assert set(check.only_mmengine) == {'group_norm'}  # elementwise work only mmengine counts
+    assert check.mmengine_total - check.only_mmengine['group_norm'] == report.total.macs
+
+
+def test_cli_cross_check_reports_the_agreement(helper_module, capsys):
+    pytest.importorskip('mmengine.analysis')
+    assert count_flops.main(['--arch', 'my_sr_nets:NormSR', '--lr-size', '8x8', '--cross-check']) == 0
+    text = capsys.readouterr().out
+    assert 'Cross-check with mmengine.analysis' in text and ': agree.' in text
+    assert 'counted by mmengine only (elementwise work): group_norm' in text
+
+
+def test_unknown_name_lists_where_it_looked(capsys):
+    pytest.importorskip('lesrcnn_plugin.basicsr')
+    assert count_flops.main(['--arch', 'EDSRR']) == 1
+    error = capsys.readouterr().err
+    for place in ('LESRCNN family', "BasicSR's ARCH_REGISTRY", "MMagic's MODELS", 'module:callable'):
+        assert place in error
+    assert 'Closest names: basicsr:EDSR' in error
+    assert count_flops.main(['--arch', 'basicsr:NoSuchNet']) == 1
+    assert "BasicSR's ARCH_REGISTRY" in capsys.readouterr().err
+    assert count_flops.main(['--arch', 'no_such_module_xyz:Net']) == 1
+    assert 'cannot import no_such_module_xyz' in capsys.readouterr().err
+
+
+def test_family_only_options_are_refused_for_other_networks(helper_module, capsys):
+    assert count_flops.main(['--arch', 'my_sr_nets:TinySR', '--variant', 'ieeb']) == 1
+    assert 'LESRCNN family only' in capsys.readouterr().err
+    assert count_flops.main(['--arch', 'my_sr_nets:TinySR', '--arch-args', '[1, 2]']) == 1
+    assert 'JSON object' in capsys.readouterr().err
+
+
+def test_spandrel_weights(tmp_path):
+    pytest.importorskip('spandrel', reason='the spandrel extra is not installed')
+    from spandrel.architectures.SPAN import SPAN
+
+    weights = tmp_path / 'span_x2.pth'
+    torch.save(SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2).state_dict(), weights)
+    report = run_count_flops(['--weights', str(weights), '--lr-size', '8x8'], tmp_path)
+    loaded = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2).eval()
+    loaded.load_state_dict(torch.load(weights))
+    expected = independent_counts(loaded, (8, 8))
+    assert report['network'] == 'spandrel:SPAN' and report['scale'] == 2
+    # Activations are not compared: SPAN re-folds its kernels with functional convolutions in every
+    # forward pass, which the NTIRE module hooks do not see (the counts per aten convolution do).
+    assert (report['total']['params'], report['total']['macs']) == (expected['params'], expected['macs'])
+
+
+def test_measure_runtime_ntire_mode_and_reference_only(tmp_path, helper_module):
+    common = ['--arch', 'my_sr_nets:TinySR', '--lr-size', '8x8', '--warmup', '1', '--output-dir', str(tmp_path),
+              '--quiet']
+    assert measure_runtime.main([*common, '--ntire', '--repeats', '3']) == 0
+    document = json.loads((tmp_path / 'runtime_ntire.json').read_text())
+    (timing,) = document['timings']
+    assert timing['clock'] == CPU_CLOCK and timing['images'] == 3 and timing['warmup'] == 1
+    assert timing['mean_ms'] == pytest.approx(sum(timing['per_image_ms']) / 3)
+    assert 'mean ms / image' in (tmp_path / 'runtime_ntire.md').read_text()
+
+    pytest.importorskip('matplotlib')
+    assert measure_runtime.main([*common, '--repeats', '1', '--no-roofline']) == 0
+    rows = json.loads((tmp_path / 'runtime.json').read_text())['rows']
+    assert {row['path'] for row in rows} == {'reference'}  # no fast path outside the family
+    assert measure_runtime.main([*common, '--paths', 'fast']) == 1
+
+
+def test_time_networks_interleaves_any_networks(helper_module):
+    tiny = resolve_network('my_sr_nets:TinySR', {'scale': 2})
+    family = resolve_network('LESRCNN', scale=2)
+    timings = time_networks([(tiny.module, input_size(2, lr=(8, 8))), (family.module, input_size(2, lr=(8, 8)))],
+                            warmup=1, repeats=2)
+    assert [timing.rounds for timing in timings] == [2, 2]
+    assert all(timing.p10 <= timing.median <= timing.p90 for timing in timings)
