@@ -170,8 +170,8 @@ def main() -> int:
                                        'use --tile 512')(err)
                   + ([] if (root / 'out' / 'good_x2.png').is_file() else ['good.png was not upscaled']))
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        print(f'  peak memory of the commands so far: {peak:.2f} GB (the 30000x30000 image alone would need 23 GB '
-              'before this change)')
+        print(f'  peak memory of the commands so far: {peak:.2f} GB (decoding the 30000x30000 image was OOM-killed at '
+              '23.5 GB before)')
 
         before = {root / 'out' / 'good_x2.png': digest(root / 'out' / 'good_x2.png')}
         check.run('The same batch again: the existing output', ['lesrcnn-upscale', '-c', 'w.pth', 'batch/good.png',
