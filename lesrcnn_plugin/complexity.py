@@ -39,8 +39,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from .archs import LESRCNNBody
 from .errors import ConfigError
 from .networks import ForeignNetwork
-# Re-exported: lesrcnn_plugin.cli._common reads the network specs of files from here.
-from .networks import network_from_basicsr_options, network_from_mmagic_config  # noqa: F401
 
 #: The blocks of a LESRCNN-family network, as (report name, attributes of ``LESRCNNBody``).
 BLOCKS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -71,17 +71,17 @@ def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.d
     return network
 
 
-def resolve_device(name: str = 'auto') -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unknown device or ``cuda`` without a GPU raises
-    ``ConfigError``."""
+def resolve_device(name: str | torch.device = 'auto') -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:1``... as a device that
+    exists here. An unknown device or ``cuda`` without a GPU raises ``ConfigError``."""
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f'--device {name!r} is not a device (auto, cpu, cuda or cuda:N)') from None
+        raise ConfigError(f'device {name!r} is not a device (auto, cpu, cuda or cuda:N)') from None
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('--device cuda was asked for but no CUDA device is available')
+        raise ConfigError(f'device {name!r} was asked for but no CUDA device is available')
     return device
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from lesrcnn_plugin.cli._common import requires_extras
 
+
+@requires_extras('basicsr', command='lesrcnn-train')
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``lesrcnn-train``; ``argv`` defaults to ``sys.argv[1:]``. Returns the exit code."""
     from lesrcnn_plugin.basicsr import launch  # registers the family into BasicSR's registries

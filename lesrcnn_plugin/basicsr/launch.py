@@ -35,8 +35,10 @@ from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
 from ..cli._common import check_constructor_options, valid_names
+from ..cli._common import run as run_command
 from ..data.lmdb_io import check_lmdb_keys, read_meta_info
-from ..errors import ConfigError, DataError, LESRCNNError
+from ..errors import ConfigError, DataError
+from ..recipes import resolve_recipe
 
 EPILOG = """\
 --force_yml overrides options of the YAML file, keys separated by ':', e.g.
@@ -46,15 +48,12 @@ Only options present in the file (or new keys in an existing section) can be set
 """
 
 
-class UsageError(Exception):
-    """A problem with the command line or the files it names, reported without a traceback."""
-
-
 def build_parser(prog: str, description: str, is_train: bool) -> argparse.ArgumentParser:
     """BasicSR's command line (``basicsr.utils.options.parse_options``), with help."""
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, metavar='YAML', help='option file, e.g. options/train_lesrcnn_x2.yml')
+    parser.add_argument('-opt', required=True, metavar='YAML',
+                        help='option file, e.g. options/train_lesrcnn_x2.yml, or a recipe: lesrcnn:train_lesrcnn_x2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='distributed launcher: "pytorch" under torchrun, "slurm" under srun (default: none)')
     if is_train:
@@ -72,25 +71,25 @@ def build_parser(prog: str, description: str, is_train: bool) -> argparse.Argume
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Raise ``UsageError`` if the option file cannot be read or a --force_yml entry cannot apply."""
+    """Raise ``ConfigError`` if the option file cannot be read or a --force_yml entry cannot apply."""
     if not osp.isfile(args.opt):
-        raise UsageError(f'option file {args.opt} not found')
+        raise ConfigError(f'option file {args.opt} not found')
     try:
         with open(args.opt, encoding='utf-8') as f:
             opt = yaml.safe_load(f)
     except yaml.YAMLError as exc:
-        raise UsageError(f'{args.opt} is not valid YAML: {exc}') from exc
+        raise ConfigError(f'{args.opt} is not valid YAML: {exc}') from exc
     if not isinstance(opt, dict):
-        raise UsageError(f'{args.opt} must hold a mapping of options')
+        raise ConfigError(f'{args.opt} must hold a mapping of options')
     for entry in args.force_yml or ():
         if entry.count('=') != 1:
-            raise UsageError(f'--force_yml {entry!r}: expected KEY:KEY=VALUE with exactly one "="')
+            raise ConfigError(f'--force_yml {entry!r}: expected KEY:KEY=VALUE with exactly one "="')
         keys = entry.split('=')[0].strip().split(':')
         section = opt
         for depth, key in enumerate(keys[:-1]):
             section = section.get(key) if isinstance(section, dict) else None
             if not isinstance(section, dict):
-                raise UsageError(f'--force_yml {entry!r}: {args.opt} has no section {":".join(keys[:depth + 1])}')
+                raise ConfigError(f'--force_yml {entry!r}: {args.opt} has no section {":".join(keys[:depth + 1])}')
 
 
 def options_with_overrides(args: argparse.Namespace) -> dict:
@@ -222,18 +221,26 @@ def _basicsr_command_line(prog: str, argv: Sequence[str]) -> Iterator[None]:
 
 def run(pipeline: Callable[[str], None], prog: str, description: str, is_train: bool,
         argv: Sequence[str] | None = None) -> int:
-    """Check the command line, then run ``pipeline(root_path=cwd)`` on it; returns an exit code."""
+    """Check the command line, then run ``pipeline(root_path=cwd)`` on it; returns an exit code.
+
+    Errors are reported as every ``lesrcnn-*`` command reports them (``cli._common.run``), prefixed
+    with the program's name, since BasicSR's own log lines surround them.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog, description, is_train).parse_args(argv)
-    try:
+
+    def body() -> None:
+        args.opt = resolve_recipe(args.opt, kind='options')  # a file, or a name: lesrcnn:train_lesrcnn_x2
         check_args(args)
         check_options(args)
-        with _basicsr_command_line(prog, argv):
-            pipeline(os.getcwd())
-    except (UsageError, LESRCNNError, FileNotFoundError, lmdb.Error) as exc:
-        print(f'{prog}: error: {exc}', file=sys.stderr)
-        return 1
-    return 0
+        # BasicSR parses the command line itself, and its last -opt wins: it reads the resolved file.
+        with _basicsr_command_line(prog, [*argv, '-opt', args.opt]):
+            try:
+                pipeline(os.getcwd())
+            except lmdb.Error as exc:  # LMDB names the database in its message
+                raise DataError(str(exc)) from None
+
+    return run_command(body, prog)
 
 
 def train_pipeline(root_path: str) -> None:

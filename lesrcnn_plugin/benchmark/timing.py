@@ -41,6 +41,7 @@ from ..archs import LESRCNNBody
 from ..archs.fast import FastLESRCNN, fused_kernels_available
 from ..complexity import InputSize, count_complexity
 from ..errors import ConfigError
+from ..inference import resolve_device
 
 #: ``fp32`` is strict float32 (TF32 disabled); ``tf32`` stores float32 but lets CUDA convolutions and
 #: matrix products use TF32 tensor cores (PyTorch's default for cuDNN convolutions; no effect on CPU).
@@ -324,17 +325,6 @@ def executed_macs(model: nn.Module, size: InputSize, scale: int, batch: int) -> 
     rb = next(block for block in report.blocks if block.name == 'RB').macs
     fast = reference - rb // 2 if model.reconstruction.fuse_shallow else reference
     return {'reference': reference * batch, 'fast': fast * batch}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``'cpu'``, ``'cuda'``, ``'cuda:1'``... as a device that exists here (``ConfigError`` otherwise)."""
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f'unknown device {device!r}; use cpu or cuda[:N]') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('CUDA was asked for but torch.cuda.is_available() is False')
-    return device
 
 
 def measure_runtime(model: nn.Module, sizes: Sequence[InputSize], settings: Sequence[Setting],

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping
 from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
 from ..complexity import PRESETS, InputSize, input_size, parse_size
 from ..errors import ConfigError, LESRCNNError
-from ..recipes import resolve_recipe
 
 #: The modules each extra of setup.py provides, by import name: what ``require`` checks.
 EXTRA_MODULES = {
@@ -135,45 +134,6 @@ def add_weights_arguments(parser, checkpoint_flags: tuple[str, ...] = ('checkpoi
     add_scale_argument(parser, 'scale to run: picks the upsampler of a multi-scale network; checked otherwise')
     parser.add_argument('--variant', choices=sorted(VARIANTS),
                         help='LESRCNN ablation variant (needed for the ablations without an IRB)')
-
-
-def add_network_arguments(parser) -> None:
-    """A network to build, not load: by name, from a BasicSR options file or an MMagic config."""
-    group = parser.add_argument_group('network')
-    source = group.add_mutually_exclusive_group()
-    source.add_argument('--arch', choices=sorted(ARCHS), help='network by registered name (default LESRCNN)')
-    source.add_argument('-opt', '--opt', metavar='YAML',
-                        help='BasicSR options file (or recipe name, lesrcnn:train_lesrcnn_x2): its network_g')
-    source.add_argument('--config', metavar='PY', help='MMagic config (or recipe name, lesrcnn:lesrcnn_x2_div2k): '
-                                                       'its model.generator (needs the "mmagic" extra)')
-    add_scale_argument(group, 'upscaling factor: builds LESRCNN/DualKernelLESRCNN with it, and picks the '
-                              'scale a multi-scale network runs (default: the network\'s own)')
-    group.add_argument('--scales', type=int, nargs='+', choices=SUPPORTED_SCALES,
-                       help='MultiScaleLESRCNN: scales to build (default 2 3 4)')
-    group.add_argument('--variant', choices=sorted(VARIANTS), help='LESRCNN ablation variant (default full)')
-    group.add_argument('--num-feat', type=positive_int, help='feature channels (default 64)')
-
-
-def network_from_args(args: argparse.Namespace) -> tuple[str, dict]:
-    """(name, kwargs) from --arch/-opt/--config, with the command-line arguments overriding the file's."""
-    from ..complexity import network_from_basicsr_options, network_from_mmagic_config
-
-    if args.opt:
-        name, kwargs = network_from_basicsr_options(resolve_recipe(args.opt, kind='options'))
-    elif args.config:
-        require('mmagic', 'mmengine', needed_by='--config')
-        name, kwargs = network_from_mmagic_config(resolve_recipe(args.config, kind='configs'))
-    else:
-        name, kwargs = args.arch or 'LESRCNN', {}
-    if args.scale is not None and name != 'MultiScaleLESRCNN':
-        kwargs['upscale'] = args.scale
-    if args.scales:
-        kwargs['scales'] = args.scales
-    if args.variant:
-        kwargs['variant'] = args.variant
-    if args.num_feat is not None:
-        kwargs['num_feat'] = args.num_feat
-    return name, kwargs
 
 
 def add_size_arguments(parser, default_note: str = 'Default: ntire when no size is given') -> None:
@@ -322,8 +282,7 @@ def check_constructor_options(options: object, key: str, source: str | os.PathLi
         raise ConfigError(f'{source}: {key} lacks {", ".join(missing)}, which {name} needs')
 
 
-__all__ = ['EXTRA_MODULES', 'MissingExtraError', 'OutputError', 'OutputGuard', 'add_network_arguments',
-           'add_overwrite_argument', 'add_scale_argument', 'add_size_arguments', 'add_weights_arguments',
-           'check_constructor_options', 'describe', 'float_at_least', 'int_at_least', 'network_from_args',
-           'output_arguments_check', 'positive_int', 'require', 'requires_extras', 'run', 'sizes_from_args',
-           'valid_names']
+__all__ = ['EXTRA_MODULES', 'MissingExtraError', 'OutputError', 'OutputGuard', 'add_overwrite_argument',
+           'add_scale_argument', 'add_size_arguments', 'add_weights_arguments', 'check_constructor_options', 'describe',
+           'float_at_least', 'int_at_least', 'output_arguments_check', 'positive_int', 'require', 'requires_extras',
+           'run', 'sizes_from_args', 'valid_names']

@@ -1,15 +1,19 @@
-"""`make demo`: train LESRCNN x2 through BasicSR on images that scikit-image ships, then evaluate it.
+"""`make demo`: LESRCNN x2 on photographs that scikit-image ships: the authors' network, then fine-tuning.
 
-Steps, all on the CPU and offline:
+Steps, all on the CPU:
 
 1. Build a small DIV2K-style training set from scikit-image's bundled photographs: HR sub-images, LR
    made with the MATLAB-exact bicubic, written to LMDBs in the layout `lesrcnn-prepare-div2k` writes.
    Two photographs are held apart for evaluation.
-2. Train LESRCNN x2 with BasicSR's own training pipeline (`python -m lesrcnn_plugin.train`) on the
-   shipped recipe `options/train_lesrcnn_x2.yml`, scaled down to 1000 iterations of batch 8.
-3. Evaluate Y-PSNR/SSIM (border crop 2) of bicubic and of the trained network on the held-apart images,
-   and of the authors' released weights when given (`--official-weights` or $LESRCNN_OFFICIAL_WEIGHTS).
-4. Write a side-by-side PNG (bicubic | LESRCNN | ground truth) and print the complexity table.
+2. Get the authors' trained x2 weights: `--weights` / $LESRCNN_OFFICIAL_WEIGHTS (a file or a
+   registered name), else the registered name `lesrcnn_x2` (the cache, or a download with its SHA256
+   checked; $LESRCNN_WEIGHTS_MIRROR replaces the upstream address). Evaluate them against bicubic.
+3. Train with BasicSR's own training pipeline (`python -m lesrcnn_plugin.train`) on the shipped recipe
+   `train_lesrcnn_x2`, scaled down: with the authors' weights, fine-tuning from them
+   (`path: pretrain_network_g`), a real workflow for adapting LESRCNN to one's own images; without
+   them (offline, nothing cached), from scratch, which a short CPU run cannot take past bicubic.
+4. Evaluate Y-PSNR/SSIM (border crop 2) on the held-apart images; write a side-by-side PNG and print
+   the complexity table.
 
 Everything goes under ``--output`` (default ``demo_output/``).
 """
@@ -28,31 +32,40 @@ import torch
 import yaml
 
 from ..archs import LESRCNN
-from ..checkpoint import CheckpointError, load_model
+from ..checkpoint import LoadedCheckpoint, load_checkpoint, load_model
 from ..complexity import count_complexity, format_markdown, input_size
 from ..data import crop_grid, extract, imresize, modcrop, scaled_crop, subimage_key, write_lmdb
-from ..image_io import write_image
+from ..errors import LESRCNNError
+from ..fileio import write_text_atomic
+from ..image_io import read_image, write_image
 from ..metrics import psnr_y, ssim_y
+from ..recipes import find_recipe
+from ._common import positive_int, requires_extras, run
 
 SCALE = 2
 # colorwheel gives the few photographs (mostly reds and browns) every hue.
 TRAIN_IMAGES = ('astronaut', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'retina', 'colorwheel')
 HELD_APART = ('chelsea', 'coffee')
 HR_CROP, HR_STEP = 192, 96  # DIV2K uses 480/240; smaller crops give more sub-images from few photos
-OPTIONS = Path(__file__).resolve().parents[2] / 'options' / 'train_lesrcnn_x2.yml'
+# Fine-tuning a trained network wants a small step; training from scratch for a few minutes a large one.
+FINE_TUNE_LR, SCRATCH_LR = 2e-5, 5e-4
+OPTIONS = find_recipe('train_lesrcnn_x2', kind='options').path  # the installed copy, or the clone's
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--output', default='demo_output', help='folder for data, experiment and results')
-    parser.add_argument('--iters', type=int, default=1000, help='training iterations')
-    parser.add_argument('--batch-size', type=int, default=8, help='training batch size')
-    parser.add_argument('--lr-patch', type=int, default=32, help='LR training patch size (HR patch = 2x)')
-    parser.add_argument('--lr', type=float, default=5e-4,
-                        help='learning rate (the paper uses 1e-4 over 600k iterations; a short demo needs more)')
-    parser.add_argument('--official-weights', default=os.environ.get('LESRCNN_OFFICIAL_WEIGHTS'),
-                        help="the authors' lesrcnn_x2.pth, evaluated beside the trained network "
-                             '(default: $LESRCNN_OFFICIAL_WEIGHTS)')
+    parser.add_argument('--iters', type=positive_int, default=1000, help='training iterations')
+    parser.add_argument('--batch-size', type=positive_int, default=8, help='training batch size')
+    parser.add_argument('--lr-patch', type=positive_int, default=32, help='LR training patch size (HR patch = 2x)')
+    parser.add_argument('--lr', type=float,
+                        help=f'learning rate (default: {FINE_TUNE_LR:g} when fine-tuning, {SCRATCH_LR:g} from '
+                             'scratch; the paper uses 1e-4 over 600k iterations)')
+    parser.add_argument('--weights', '--official-weights', dest='weights',
+                        default=os.environ.get('LESRCNN_OFFICIAL_WEIGHTS') or 'lesrcnn_x2',
+                        help="the authors' x2 weights: a file or a registered name (default: "
+                             '$LESRCNN_OFFICIAL_WEIGHTS, else lesrcnn_x2, downloaded once into the cache)')
+    parser.add_argument('--from-scratch', action='store_true', help="train from scratch even with the authors' weights")
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -80,8 +93,9 @@ def build_dataset(root: Path) -> tuple[int, Path]:
         keys = [subimage_key(f'{index:04d}', number) for number in range(1, len(positions) + 1)]
         hr_items += zip(keys, extract(hr, positions, HR_CROP))
         lr_items += zip(keys, extract(lr, [(top // SCALE, left // SCALE) for top, left in positions], lr_crop))
-    write_lmdb(root / 'train_HR_sub.lmdb', hr_items)
-    write_lmdb(root / f'train_LR_bicubic_X{SCALE}_sub.lmdb', lr_items)
+    # The demo's own generated data: a rerun replaces it.
+    write_lmdb(root / 'train_HR_sub.lmdb', hr_items, overwrite=True)
+    write_lmdb(root / f'train_LR_bicubic_X{SCALE}_sub.lmdb', lr_items, overwrite=True)
 
     val = root / 'held_apart'
     for name in HELD_APART:
@@ -91,8 +105,8 @@ def build_dataset(root: Path) -> tuple[int, Path]:
     return len(hr_items), val
 
 
-def training_options(args: argparse.Namespace, data: Path, val: Path) -> dict:
-    """The shipped x2 recipe, scaled down for a short CPU run."""
+def training_options(args: argparse.Namespace, data: Path, val: Path, pretrained: str | None) -> dict:
+    """The shipped x2 recipe, scaled down for a short CPU run; fine-tuning from ``pretrained`` if given."""
     if not OPTIONS.is_file():
         raise FileNotFoundError(f'{OPTIONS}: the shipped training options are missing (run from a clone)')
     opt = yaml.safe_load(OPTIONS.read_text())
@@ -107,13 +121,14 @@ def training_options(args: argparse.Namespace, data: Path, val: Path) -> dict:
         'name': 'held_apart', 'type': 'PairedImageDataset', 'dataroot_gt': str(val / 'HR'),
         'dataroot_lq': str(val / 'LR'), 'io_backend': {'type': 'disk'}}}
     train = opt['train']
-    train['optim_g']['lr'] = args.lr
+    train['optim_g']['lr'] = args.lr or (FINE_TUNE_LR if pretrained else SCRATCH_LR)
     train['scheduler'].update(milestones=[args.iters * 3 // 4], gamma=0.5)
     train['total_iter'] = args.iters
     opt['val']['val_freq'] = 10 * args.iters  # BasicSR validates once more when training ends
     opt['logger'].update(print_freq=max(1, args.iters // 10), save_checkpoint_freq=args.iters, use_tb_logger=False)
     opt['logger'].pop('wandb', None)
-    opt['path'] = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+    # LESRCNNModel reads any format or a registered name here (the authors' file as it is released).
+    opt['path'] = {'pretrain_network_g': pretrained, 'strict_load_g': True, 'resume_state': None}
     return opt
 
 
@@ -121,13 +136,13 @@ def evaluate(model: torch.nn.Module | None, val: Path) -> tuple[dict[str, np.nda
     """SR (bicubic when ``model`` is None) of each held-apart image; mean Y-PSNR and SSIM."""
     outputs, psnrs, ssims = {}, [], []
     for name in HELD_APART:
-        hr = cv2.cvtColor(cv2.imread(str(val / 'HR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
-        lr = cv2.cvtColor(cv2.imread(str(val / 'LR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
+        hr = read_image(val / 'HR' / f'{name}.png')[..., ::-1]
+        lr = read_image(val / 'LR' / f'{name}.png')[..., ::-1]
         if model is None:
             sr = imresize(lr, SCALE)
         else:
             with torch.inference_mode():
-                x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+                x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
                 y = model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
             sr = np.round(y * 255).astype(np.uint8)
         outputs[name] = sr
@@ -145,8 +160,7 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], path: Path) -> None:
         cv2.putText(bar, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
         labelled.append(np.vstack([bar, image]))
     gap = np.full((labelled[0].shape[0], 4, 3), 255, np.uint8)
-    row = np.hstack([part for panel in labelled for part in (panel, gap)][:-1])
-    cv2.imwrite(str(path), row)
+    write_image(path, np.hstack([part for panel in labelled for part in (panel, gap)][:-1]))
 
 
 def complexity_table() -> str:
@@ -154,56 +168,84 @@ def complexity_table() -> str:
     return format_markdown([count_complexity(LESRCNN(upscale=SCALE), input_size(SCALE, preset='720p'))])
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def authors_weights(source: str) -> LoadedCheckpoint | None:
+    """The authors' network from a file or a registered name; None, said plainly, when unavailable."""
+    try:
+        return load_checkpoint(source)
+    except LESRCNNError as exc:
+        print(f"      the authors' weights are not available ({exc})\n"
+              "      -> training from scratch. To fine-tune instead: go online once, or set "
+              "LESRCNN_OFFICIAL_WEIGHTS=/path/to/lesrcnn_x2.pth or LESRCNN_WEIGHTS_MIRROR=<base URL>.")
+        return None
+
+
+def demo(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     out = Path(args.output).resolve()
     data = out / 'data'
     start = time.time()
 
-    print(f'[1/5] building the training set from scikit-image photographs in {data}', flush=True)
+    print(f'[1/6] building the training set from scikit-image photographs in {data}', flush=True)
     count, val = build_dataset(data)
     print(f'      {count} HR/LR sub-image pairs from {len(TRAIN_IMAGES)} photographs; '
           f'held apart: {", ".join(HELD_APART)}')
 
-    print(f'[2/5] training LESRCNN x2 through BasicSR for {args.iters} iterations (CPU)', flush=True)
+    print(f"[2/6] the authors' LESRCNN x2 weights ({args.weights})", flush=True)
+    bicubic, *bicubic_scores = evaluate(None, val)
+    rows = [('bicubic (MATLAB)', *bicubic_scores)]
+    authors = authors_weights(args.weights)
+    if authors is not None:
+        authors_outputs, *authors_scores = evaluate(authors.model, val)
+        rows.append(("LESRCNN x2, the authors' weights", *authors_scores))
+        print(f'      held-apart images: {authors_scores[0]:.2f} dB against {bicubic_scores[0]:.2f} dB for bicubic')
+    # The training runs in another folder: it gets the weights' absolute path.
+    pretrained = None if args.from_scratch or authors is None else str(authors.path.resolve())
+    mode = 'fine-tuning the authors\' network' if pretrained else 'from scratch'
+
+    print(f'[3/6] training LESRCNN x2 through BasicSR for {args.iters} iterations, {mode} (CPU)', flush=True)
     options_path = out / 'train_demo_lesrcnn_x2.yml'
-    options_path.write_text(yaml.safe_dump(training_options(args, data, val), sort_keys=False))
+    write_text_atomic(options_path, yaml.safe_dump(training_options(args, data, val, pretrained), sort_keys=False))
     command = [sys.executable, '-m', 'lesrcnn_plugin.train', '-opt', str(options_path)]
     if subprocess.run(command, cwd=out).returncode != 0:
-        print(f'error: training failed ({" ".join(command)})', file=sys.stderr)
-        return 1
+        raise LESRCNNError(f'training failed ({" ".join(command)})')
     checkpoint = out / 'experiments' / 'demo_lesrcnn_x2' / 'models' / f'net_g_{args.iters}.pth'
 
-    print('[3/5] evaluating on the held-apart images (Y channel, border crop 2)', flush=True)
-    bicubic, *bicubic_scores = evaluate(None, val)
+    print('[4/6] evaluating on the held-apart images (Y channel, border crop 2)', flush=True)
     trained, *trained_scores = evaluate(load_model(checkpoint), val)
-    rows = [('bicubic (MATLAB)', *bicubic_scores), (f'LESRCNN x2, {args.iters} demo iterations', *trained_scores)]
-    if args.official_weights:
-        try:
-            _, *official_scores = evaluate(load_model(args.official_weights), val)
-            rows.append(("LESRCNN x2, authors' weights", *official_scores))
-        except CheckpointError as exc:
-            print(f'      skipping the authors\' weights: {exc}', file=sys.stderr)
+    rows.append((f'LESRCNN x2, {args.iters} iterations {mode}', *trained_scores))
     print('\n| method | PSNR-Y (dB) | SSIM-Y |\n|---|---|---|')
     for label, psnr, ssim in rows:
         print(f'| {label} | {psnr:.2f} | {ssim:.4f} |')
-    print(f'\n      The paper trains 600,000 iterations of batch 64 on DIV2K; {args.iters} small CPU iterations on '
-          f'{len(TRAIN_IMAGES)} photographs\n      exercise the pipeline, they do not reach that quality'
-          + ('.' if args.official_weights else
-             ": set LESRCNN_OFFICIAL_WEIGHTS=.../lesrcnn_x2.pth to evaluate the authors' trained network."))
+    if pretrained:
+        print(f'\n      Fine-tuning kept the network {trained_scores[0] - bicubic_scores[0]:+.2f} dB from bicubic on '
+              'photographs it never saw.')
+    else:
+        print(f'\n      From scratch: the paper trains 600,000 iterations of batch 64 on DIV2K; {args.iters} small '
+              f'CPU iterations on {len(TRAIN_IMAGES)} photographs\n      exercise the pipeline, they do not reach '
+              "bicubic's quality. The authors' weights show what the trained network does.")
 
-    print('\n[4/5] writing the side-by-side comparison', flush=True)
+    print('\n[5/6] writing the side-by-side comparison', flush=True)
     name = HELD_APART[0]
-    hr = cv2.cvtColor(cv2.imread(str(val / 'HR' / f'{name}.png')), cv2.COLOR_BGR2RGB)
+    hr = read_image(val / 'HR' / f'{name}.png')[..., ::-1]
+    panels = [('bicubic', bicubic[name])]
+    if authors is not None:
+        panels.append(("LESRCNN (authors')", authors_outputs[name]))
+    panels += [('LESRCNN (fine-tuned)' if pretrained else 'LESRCNN (demo, from scratch)', trained[name]),
+               ('ground truth', hr)]
     figure = out / 'comparison.png'
-    side_by_side([('bicubic', bicubic[name]), ('LESRCNN (demo)', trained[name]), ('ground truth', hr)], figure)
+    side_by_side(panels, figure)
     print(f'      {figure}')
 
-    print('[5/5] complexity of LESRCNN x2 (720p output)\n', flush=True)
+    print('[6/6] complexity of LESRCNN x2 (720p output)\n', flush=True)
     print(complexity_table())
     print(f'\ndone in {time.time() - start:.0f} s; everything is under {out}')
     return 0
+
+
+@requires_extras('demo', 'basicsr', command='lesrcnn-demo')
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run(lambda: demo(args))
 
 
 if __name__ == '__main__':

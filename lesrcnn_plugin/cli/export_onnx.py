@@ -25,7 +25,7 @@ from ..export import (DEFAULT_OPSET, FP16_TOLERANCE, FP32_TOLERANCE, NonFiniteOu
                       onnx_parity)
 from ..fileio import atomic_path
 from ._common import (OutputGuard, add_overwrite_argument, add_weights_arguments, float_at_least,
-                      output_arguments_check, positive_int, run)
+                      output_arguments_check, positive_int, require, run)
 
 
 class ParityError(LESRCNNError):
@@ -49,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def export(args: argparse.Namespace) -> None:
+    require('onnx', needed_by='lesrcnn-export-onnx')
     tolerance = args.atol if args.atol is not None else (FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE)
     checkpoint = resolve_source(args.checkpoint)
     output = Path(args.output)

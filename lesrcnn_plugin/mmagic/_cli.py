@@ -8,7 +8,6 @@ the config and the key (``model.generator.upscal``), or the database and the key
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -20,11 +19,8 @@ from mmengine.config import Config, DictAction
 
 from ..cli._common import check_constructor_options
 from ..data.lmdb_io import check_lmdb_keys
-from ..errors import DataError
-
-
-class UserError(Exception):
-    """A problem with the command line, config or files: reported in one line, no traceback."""
+from ..errors import ConfigError, DataError
+from ..recipes import resolve_recipe
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,18 +39,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> Config:
     """Read ``args.config`` and apply ``--cfg-options``, ``--work-dir`` and ``--launcher``."""
-    path = Path(args.config)
+    path = Path(resolve_recipe(args.config, kind='configs'))  # a file, or a name: lesrcnn:lesrcnn_x2_div2k
     if not path.is_file():
-        raise UserError(f'{path}: no such config file')
+        raise ConfigError(f'{path}: no such config file')
     try:
         cfg = Config.fromfile(str(path))
     except Exception as exc:  # mmengine raises many types for a broken config
-        raise UserError(f'{path}: cannot load config ({type(exc).__name__}: {exc})') from exc
+        raise ConfigError(f'{path}: cannot load config ({type(exc).__name__}: {exc})') from exc
     if args.cfg_options:
         try:
             cfg.merge_from_dict(args.cfg_options)
         except (KeyError, TypeError, IndexError) as exc:
-            raise UserError(f'--cfg-options {args.cfg_options} do not fit {path} ({type(exc).__name__}: {exc})') from exc
+            raise ConfigError(f'--cfg-options {args.cfg_options} do not fit {path} ({type(exc).__name__}: {exc})') from exc
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get('work_dir'):
@@ -188,34 +184,3 @@ def end_distributed_run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-@contextlib.contextmanager
-def checkpoints_read_as_data() -> Iterator[None]:
-    """Make mmengine read local checkpoint files with ``lesrcnn_plugin.safe_load.load_untrusted``.
-
-    mmengine 0.10 reads ``load_from`` and ``--resume`` files through ``CheckpointLoader``, whose
-    local-path loader is a bare ``torch.load``. Since torch 2.6 that means ``weights_only=True``,
-    which refuses mmengine's own training checkpoints (the message hub's ``HistoryBuffer``), and
-    widening its allow-list with ``getattr`` let a crafted checkpoint run code on resume. Within this
-    context the local-path scheme (prefix '') is ours, which reads the file as inert data; the
-    previous loader is back on exit. Remote schemes (http, s3, ...) are left to mmengine.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    previous = CheckpointLoader._schemes['']  # mmengine has no public getter for a scheme's loader
-    CheckpointLoader.register_scheme('', load_from_local_as_data, force=True)
-    try:
-        yield
-    finally:
-        CheckpointLoader.register_scheme('', previous, force=True)
-
-
-def load_from_local_as_data(filename: str, map_location=None) -> dict:
-    """mmengine's local-path checkpoint loader (``load_from_local``), reading the file as inert data.
-
-    The name follows mmengine's ``load_from_<backend>`` convention, which its log line quotes.
-    """
-    from ..safe_load import load_untrusted
-
-    return load_untrusted(Path(filename).expanduser(), map_location=map_location)

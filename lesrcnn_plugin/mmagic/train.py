@@ -22,10 +22,9 @@ from pathlib import Path
 
 from mmengine.hooks import CheckpointHook, Hook
 
-from ..checkpoint import CheckpointError
-from ..errors import LESRCNNError
-from ._cli import (UserError, add_common_arguments, checkpoints_read_as_data, end_distributed_run,
-                   init_cpu_process_group, load_config)
+from ..cli._common import require, run
+from ..errors import ConfigError
+from ._cli import add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'or without a value from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (AmpOptimWrapper with dynamic loss scaling)')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log the scalars (losses, learning rate, metrics) as TensorBoard event files, '
+                        'beside scalars.json in <work_dir>/<timestamp>/vis_data')
     add_common_arguments(parser)
     return parser.parse_args(argv)
 
@@ -89,43 +91,45 @@ def enable_amp(cfg) -> None:
     if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
         return
     if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
-        raise UserError(f'--amp needs optim_wrapper.type OptimWrapper, the config has {wrapper["type"]}')
+        raise ConfigError(f'--amp needs optim_wrapper.type OptimWrapper, the config has {wrapper["type"]}')
     wrapper['type'] = 'AmpOptimWrapper'
     wrapper['loss_scale'] = 'dynamic'
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg = load_config(args)
-        if args.amp:
-            enable_amp(cfg)
-        if args.resume is not None:
-            cfg.resume = True
-            if args.resume != 'auto':
-                # With resume=True, mmengine reads load_from and restores the whole training state.
-                cfg.load_from = args.resume
-    except UserError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    except LESRCNNError as exc:  # the config's model or data (check_config)
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+def enable_tensorboard(cfg) -> None:
+    """Add ``TensorboardVisBackend`` to the config's visualizer, beside its other backends."""
+    require('mmagic', 'tensorboard', needed_by='--tensorboard')
+    backends = cfg.visualizer.vis_backends
+    if not any(backend.get('type') == 'TensorboardVisBackend' for backend in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+
+
+def train(args: argparse.Namespace) -> None:
+    cfg = load_config(args)
+    if args.amp:
+        enable_amp(cfg)
+    if args.tensorboard:
+        enable_tensorboard(cfg)
+    if args.resume is not None:
+        cfg.resume = True
+        if args.resume != 'auto':
+            # With resume=True, mmengine reads load_from and restores the whole training state.
+            cfg.load_from = args.resume
 
     from mmengine.runner import Runner
 
     init_cpu_process_group(cfg)
+    # Importing the config's custom modules (lesrcnn_plugin.mmagic) made mmengine read checkpoint
+    # files as inert data: a crafted --resume file is refused, not run.
     runner = Runner.from_cfg(cfg)
     runner.register_hook(KeepOtherRunsCheckpoints())
-    try:
-        # load_from and --resume files are read as data: a crafted checkpoint is refused, not run.
-        with checkpoints_read_as_data():
-            runner.train()
-    except CheckpointError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    runner.train()
     end_distributed_run()
-    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run(lambda: train(args))
 
 
 if __name__ == '__main__':
