@@ -19,6 +19,7 @@ CONSOLE_SCRIPTS = [
     'lesrcnn-convert = lesrcnn_plugin.cli.convert_checkpoint:main',
     'lesrcnn-count-flops = lesrcnn_plugin.cli.count_flops:main',
     'lesrcnn-measure-runtime = lesrcnn_plugin.cli.measure_runtime:main',
+    'lesrcnn-measure-training = lesrcnn_plugin.cli.measure_training:main',
     'lesrcnn-prepare-div2k = lesrcnn_plugin.cli.prepare_div2k:main',
     'lesrcnn-prepare-testsets = lesrcnn_plugin.cli.prepare_testsets:main',
     'lesrcnn-upscale = lesrcnn_plugin.cli.upscale:main',

@@ -4,6 +4,11 @@
   clipping is logged as ``grad_norm``.
 * Mixed precision (``train: amp: bf16 | fp16 | false``): the forward pass and the loss run under
   autocast; fp16 adds a gradient scaler, whose state is saved with the training state.
+* Speed switches, off by default because they change the arithmetic a little:
+  ``train: channels_last: true`` keeps the network's weights and the batches in channels_last
+  (NHWC) memory format, which tensor-core convolutions (bf16/fp16) prefer;
+  ``train: compile: true`` runs the training forward pass through ``torch.compile`` (validation
+  stays eager, and checkpoints keep their keys).
 * Multi-scale training for LESRCNN-S: given a batch of ``MultiScalePairedImageDataset`` (pairs
   ``lq_x{k}``/``gt_x{k}`` for every scale), each iteration trains on the pair of one scale for the
   whole batch. The scale is drawn from ``manual_seed`` and the iteration number, so every rank of a
@@ -13,6 +18,9 @@
   that scale when the network takes one (``forward(x, scale)``, as ``MultiScaleLESRCNN``); name
   such datasets after their scale (``Set5_x3``) so that the metrics say which scale they belong to.
   A metric's ``crop_border: scale`` crops each set by its own scale.
+
+* Weights (``path: pretrain_network_g``) in any format the plugin reads, or by registered name
+  (``lesrcnn_x2``): ``load_network`` goes through ``lesrcnn_plugin.checkpoint``.
 
 Everything else (losses, EMA, checkpoints, metrics) is SRModel's.
 """
@@ -29,6 +37,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
+from ..checkpoint import load_weights
 from ..fileio import atomic_path
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -77,6 +86,8 @@ class LESRCNNModel(SRModel):
     Options read in addition to SRModel's:
         train.grad_clip_norm (float): Clip the global gradient norm to this value; 0/absent: no clipping.
         train.amp (str | bool): ``bf16``, ``fp16`` or ``false`` (default).
+        train.channels_last (bool): Weights and batches in channels_last memory format (default false).
+        train.compile (bool): ``torch.compile`` the network for the training step (default false).
         manual_seed (int): Also seeds the per-iteration choice of scale in multi-scale training.
         datasets.<val or test>.scale (int): Scale at which a multi-scale network is validated on it.
         val.metrics.<metric>.crop_border: may be ``scale``: crop each validation set by its own scale.
@@ -85,6 +96,7 @@ class LESRCNNModel(SRModel):
     def __init__(self, opt):
         self._val_scale = None
         self._multiscale_batch = None
+        self.channels_last = False
         super().__init__(opt)
 
     # ------------------------------------------------------------------ training
@@ -96,12 +108,24 @@ class LESRCNNModel(SRModel):
         self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         if self.amp_dtype is not None:
             get_root_logger().info(f'Mixed precision training with {train_opt["amp"]} autocast.')
+        self.channels_last = bool(train_opt.get('channels_last'))
+        if self.channels_last:
+            self.net_g.to(memory_format=torch.channels_last)
+        # A compiled view of net_g for the training step only: validation runs eagerly on images of
+        # every size, and net_g itself (hence its state dict) stays as it is.
+        self._train_net = torch.compile(self.net_g) if train_opt.get('compile') else self.net_g
         super().init_training_settings()
+
+    def _memory_format(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
     def feed_data(self, data):
         if 'lq' in data:
             self._multiscale_batch = None
             super().feed_data(data)
+            self.lq = self._memory_format(self.lq)
+            if 'gt' in data:
+                self.gt = self._memory_format(self.gt)
         else:  # a multi-scale batch: the scale is drawn in optimize_parameters, which knows the iteration
             if not batch_scales(data):
                 raise KeyError(f'a batch needs "lq" or "lq_x{{k}}" entries, got {sorted(data)}')
@@ -112,8 +136,8 @@ class LESRCNNModel(SRModel):
         if self._multiscale_batch is None:
             return None
         scale = draw_scale(batch_scales(self._multiscale_batch), self.opt['manual_seed'], current_iter)
-        self.lq = self._multiscale_batch[f'lq_x{scale}'].to(self.device)
-        self.gt = self._multiscale_batch[f'gt_x{scale}'].to(self.device)
+        self.lq = self._memory_format(self._multiscale_batch[f'lq_x{scale}'].to(self.device))
+        self.gt = self._memory_format(self._multiscale_batch[f'gt_x{scale}'].to(self.device))
         return scale
 
     @staticmethod
@@ -149,7 +173,7 @@ class LESRCNNModel(SRModel):
         scale = self._select_scale(current_iter)
         self.optimizer_g.zero_grad()
         with self._autocast():
-            self.output = self._run_network(self.net_g, self.lq, scale)
+            self.output = self._run_network(self._train_net, self.lq, scale)
             l_total, loss_dict = self._losses()
 
         if self.grad_scaler is not None:
@@ -196,6 +220,20 @@ class LESRCNNModel(SRModel):
         with torch.no_grad():
             self.output = self._run_network(net, self.lq, self._val_scale)
         net.train(was_training)
+
+    # ----------------------------------------------------------- loading weights
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's ``load_network`` through the plugin's loader.
+
+        ``path: pretrain_network_g`` may then be any checkpoint the plugin reads (the authors', BasicSR,
+        MMagic ``iter_*.pth``, a plain state dict) or a registered weights name (``lesrcnn_x2``), and
+        the file is read as inert data. BasicSR's ``param_key`` still picks its container when the
+        file has one (``params_ema`` falling back to ``params``, as BasicSR does).
+        """
+        containers = ('params_ema', 'params') if param_key == 'params_ema' else (param_key,) if param_key else ()
+        path = load_weights(self.get_bare_model(net), load_path, strict=strict, containers=containers)
+        get_root_logger().info(f'Loaded {type(self.get_bare_model(net)).__name__} from {path} '
+                               f'({"strictly" if strict else "non-strict"}).')
 
     # ------------------------------------------------------------ training state
     @master_only

@@ -18,8 +18,8 @@ padded to 4 bytes), height, width and channels. BasicSR's ``paired_paths_from_lm
 ``BasicImageDataset`` read the keys from ``meta_info.txt`` as they do for PNG databases.
 
 The price is disk space: raw sub-images take the size of their pixels (about 32 GB for DIV2K's HR
-and x2/x3/x4 databases, against about 13 GB of PNGs; the 50 % overlap of the sub-images counts
-twice), and training is fastest when the page cache holds them.
+and x2/x3/x4 databases, where level-1 PNGs of photographs take roughly 60 % of that), and training
+is fastest when the page cache holds them.
 """
 from __future__ import annotations
 

@@ -8,10 +8,15 @@ registers every network of ``lesrcnn_plugin.archs.ARCHS`` under its class name, 
   input, for benchmark folders whose HR images were not cropped (MMagic's metrics do not crop them);
 * ``LoadImageFromSharedFile`` (``TRANSFORMS``): ``LoadImageFromFile`` sharing one LMDB handle between
   the per-scale datasets of multi-scale training;
+* ``LoadImageFromRawLMDB`` (``TRANSFORMS``): the same image from a raw-pixel LMDB, without decoding;
+* ``ChannelsLastHook`` (``HOOKS``): trains in channels_last memory format;
 * ``MultiScaleEditModel`` (``MODELS``): ``BaseEditModel`` that tells LESRCNN-S which upsampler to use
   from each batch's ``scale`` metainfo;
 * ``GroupByDatasetBatchSampler`` (``DATA_SAMPLERS``): batches drawn from one sub-dataset of a
   ``ConcatDataset`` at a time, so that a multi-scale batch never mixes scales.
+
+And it makes mmengine read local checkpoint files as inert data, and registered weights names as
+``lesrcnn://lesrcnn_x2`` (``checkpoints.install_checkpoint_loaders``).
 
 The networks take RGB in [0, 1], which is what ``DataPreprocessor(mean=[0, 0, 0], std=[255, 255, 255])``
 feeds a generator.
@@ -22,9 +27,11 @@ from mmagic.registry import MODELS
 
 from ..archs import ARCHS
 from ._registry import register_once
+from .checkpoints import install_checkpoint_loaders
 from .models import MultiScaleEditModel
+from .hooks import ChannelsLastHook
 from .samplers import GroupByDatasetBatchSampler
-from .transforms import CropGTToInput, LoadImageFromSharedFile
+from .transforms import CropGTToInput, LoadImageFromRawLMDB, LoadImageFromSharedFile
 
 
 def register_archs() -> None:
@@ -38,6 +45,7 @@ def register_archs() -> None:
 
 
 register_archs()
+install_checkpoint_loaders()
 
-__all__ = ['CropGTToInput', 'GroupByDatasetBatchSampler', 'LoadImageFromSharedFile', 'MultiScaleEditModel',
-           'register_archs']
+__all__ = ['ChannelsLastHook', 'CropGTToInput', 'GroupByDatasetBatchSampler', 'LoadImageFromRawLMDB',
+           'LoadImageFromSharedFile', 'MultiScaleEditModel', 'register_archs']

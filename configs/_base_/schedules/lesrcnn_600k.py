@@ -10,3 +10,10 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10))
 
 param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[400000], gamma=0.5)
+
+# Speed switches, off by default because they change the arithmetic a little (docs/benchmarks.md,
+# "Training throughput"): `--amp` (tools/train.py) turns optim_wrapper into AmpOptimWrapper, fp16
+# autocast with dynamic loss scaling (add optim_wrapper.dtype='bfloat16' for bf16);
+# custom_hooks = [dict(type='ChannelsLastHook')] trains in channels_last memory format; compile = True
+# compiles the train step with torch.compile (mmengine's Runner).
+compile = False

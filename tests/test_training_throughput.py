@@ -1,0 +1,125 @@
+"""``lesrcnn-measure-training`` on generated DIV2K-like LMDBs: the JSON report's structure (never its
+timings, which depend on the machine's load), for a BasicSR options file and an MMagic config, its
+errors, and ``tools/gpu_training_check.sh`` in its CPU quick mode."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lesrcnn_plugin.benchmark.training import Recipe, StepSetting, measure_steps, step_settings
+from lesrcnn_plugin.cli.measure_training import main
+
+from test_basicsr_train import write_div2k_like  # noqa: E402
+from test_raw_storage import convert_all  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = ['--device', 'cpu', '--workers', '1', '--loader-batches', '1', '--step-rounds', '1', '--precisions', 'fp32',
+         '--format', 'json', '--quiet']
+
+
+def small_options(root: Path, **train_set) -> Path:
+    """The shipped x2 options with patches and batch that fit the generated 48x48 images."""
+    opt = yaml.safe_load((REPO / 'options' / 'train_lesrcnn_x2.yml').read_text())
+    opt['datasets']['train'].update(gt_size=16, batch_size_per_gpu=2, num_worker_per_gpu=1, **train_set)
+    path = root / 'train_x2_small.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return path
+
+
+@pytest.fixture
+def div2k_cwd(tmp_path, monkeypatch) -> Path:
+    write_div2k_like(tmp_path, scales=(2,))
+    convert_all(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the options' dataroots are relative to the working directory
+    return tmp_path
+
+
+def check_report(report: dict, framework: str, batch: int, lq_patch: int) -> None:
+    assert report['recipe']['framework'] == framework
+    assert (report['recipe']['batch'], report['recipe']['lq_patch'], report['recipe']['scales']) == (batch, lq_patch, [2])
+    assert report['recipe']['total_iter'] == 600000 and report['recipe']['setting'] == 'fp32'
+    assert {(row['storage'], row['workers']) for row in report['loader']} == {(s, w) for s in ('png', 'raw') for w in (0, 1)}
+    assert all(row['samples_per_s'] > 0 for row in report['loader'])
+    assert [row['workers'] for row in report['loader_speedup']] == [0, 1]
+    assert {row['setting'] for row in report['step']} == {'fp32', 'fp32 channels_last'}
+    for row in report['step']:
+        assert row['device'] == 'cpu' and row['ms_per_iter'] > 0 and row['loss_ok'] and len(row['losses']) == 3
+    assert [row['setting'] for row in report['skipped']] == ['compiled settings']
+    assert [row['storage'] for row in report['loop']] == ['png', 'raw']
+    assert all(row['ms_per_iter'] > 0 and row['data_ms_per_iter'] >= 0 and row['iters'] == 3 for row in report['loop'])
+    projection = report['projection']
+    assert projection['total_iter'] == 600000 and projection['hours'] > 0 and projection['storage'] == 'png'
+    assert projection['bottleneck'] in ('data', 'step')
+    assert [p['storage'] for p in report['projections']] == ['png', 'raw']
+
+
+def test_basicsr_report(div2k_cwd, capsys):
+    options = small_options(div2k_cwd)
+    assert main(['-opt', str(options), '--iters', '3', '--output', 'report.json', *QUICK]) == 0
+    check_report(json.loads((div2k_cwd / 'report.json').read_text()), 'basicsr', batch=2, lq_patch=8)
+    assert capsys.readouterr().out == ''  # --quiet: the report only in the file
+
+
+def test_basicsr_report_from_raw_options_finds_the_png_twin(div2k_cwd, capsys):
+    options = small_options(div2k_cwd, type='RawLMDBPairedImageDataset',
+                            dataroot_gt='datasets/DIV2K/DIV2K_train_HR_sub_raw.lmdb',
+                            dataroot_lq='datasets/DIV2K/DIV2K_train_LR_bicubic_X2_sub_raw.lmdb')
+    assert main(['-opt', str(options), '--iters', '0', '--format', 'markdown', '--device', 'cpu', '--workers', '0',
+                 '--loader-batches', '1', '--step-rounds', '1', '--precisions', 'bf16', '--batch', '1']) == 0
+    out = capsys.readouterr().out
+    assert 'Recipe: batch 1, LR patch 8 (HR 16), 1 loader workers, 600,000 iterations, step fp32, raw storage.' in out
+    assert '| workers | png samples/s | raw samples/s | raw / png |' in out
+    assert '| cpu | bf16 autocast | x2 |' in out and '| raw |' in out  # the recipe's own storage first
+    assert "the recipe's step setting (fp32) was not timed" in out and 'batch 1 instead of the recipe' in out
+
+
+def test_missing_databases_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(['-opt', str(REPO / 'options' / 'train_lesrcnn_x2.yml'), '--device', 'cpu']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'no training databases found' in err and err.count('\n') == 1
+    assert main(['--config', str(tmp_path / 'missing.py'), '--device', 'cpu']) == 1
+    assert 'missing.py: not found' in capsys.readouterr().err
+
+
+def test_mmagic_report(tmp_path):
+    pytest.importorskip('mmagic')
+    from test_mmagic_configs import make_datasets
+    make_datasets(tmp_path, hr_size=136)
+    convert_all(tmp_path)
+    command = [sys.executable, str(REPO / 'tools' / 'measure_training.py'), '--config',
+               str(REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'), '--batch', '2', '--iters', '3',
+               '--output', 'report.json', *QUICK]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_report(json.loads((tmp_path / 'report.json').read_text()), 'mmagic', batch=2, lq_patch=64)
+
+
+def test_every_step_setting_has_finite_decreasing_losses_on_cpu():
+    """fp16 on CPU is far too slow at full size, hence skipped by the tool; at 8x8 it runs, and is checked."""
+    recipe = Recipe('basicsr', 'test', 'LESRCNN', {'upscale': 2, 'num_feat': 16}, (2,), 2, 8, 10, 0, 1e-3,
+                    (0.9, 0.999), 1e-8, 10.0, StepSetting(), 'png')
+    rows, skipped = measure_steps(recipe, step_settings(False), 'cpu', rounds=2, slow_factor=float('inf'))
+    assert not skipped
+    assert {row.setting for row in rows} == {s.label for s in step_settings(False)}
+    assert all(row.loss_ok for row in rows), [(row.setting, row.losses) for row in rows]
+
+
+def test_gpu_check_script_runs_on_cpu_in_quick_mode(tmp_path):
+    result = subprocess.run(['bash', str(REPO / 'tools' / 'gpu_training_check.sh'), '--device', 'cpu', '--quick'],
+                            capture_output=True, text=True, timeout=900, env={**os.environ, 'OUT': str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(tmp_path.glob('*.failed')) and not list(tmp_path.glob('*.skipped')), result.stderr[-3000:]
+    for name in ('basicsr_x2', 'mmagic_x2'):
+        report = json.loads((tmp_path / f'{name}.json').read_text())
+        assert {row['storage'] for row in report['loader']} == {'png', 'raw'}
+        assert report['projection']['bottleneck'] in ('data', 'step')
+        assert (tmp_path / f'{name}.md').read_text().startswith('### Training throughput: LESRCNN x2')
+    assert 'pixel for pixel equal' in (tmp_path / 'prepare.log').read_text()
