@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lesrcnn_plugin.cli.prepare_div2k import main as prepare_div2k
-from lesrcnn_plugin.data import read_meta_info, write_lmdb
+from lesrcnn_plugin.data import read_meta_info
 from lesrcnn_plugin.data.raw_store import (convert_png_lmdb, decode_raw, encode_raw, png_db_path, raw_db_path,
                                            verify_raw_lmdb, write_raw_lmdb)
 from lesrcnn_plugin.errors import DataError
@@ -40,6 +40,12 @@ def div2k_like(tmp_path_factory) -> Path:
     write_div2k_like(root)
     convert_all(root)
     return root
+
+
+def values(db: Path) -> dict[str, bytes]:
+    """Every record of a database, by key."""
+    with lmdb.open(str(db), readonly=True, lock=False) as env, env.begin() as txn:
+        return {key.decode(): value for key, value in txn.cursor()}
 
 
 def test_raw_values_round_trip_and_refuse_what_they_are_not():
@@ -66,20 +72,18 @@ def test_raw_copy_has_the_same_keys_order_and_pixels(div2k_like):
     raw_db = Path(raw_db_path(png_db))
     assert [key for key, _ in read_meta_info(raw_db)] == [key for key, _ in read_meta_info(png_db)]
     assert verify_raw_lmdb(raw_db) == 6
-    with lmdb.open(str(png_db), readonly=True, lock=False) as png, lmdb.open(str(raw_db), readonly=True, lock=False) as raw:
-        with png.begin() as png_txn, raw.begin() as raw_txn:
-            for key, shape in read_meta_info(png_db):
-                pixels = cv2.imdecode(np.frombuffer(png_txn.get(key.encode()), np.uint8), cv2.IMREAD_COLOR)
-                np.testing.assert_array_equal(decode_raw(raw_txn.get(key.encode()), key), pixels)
-                assert pixels.shape == shape
+    pngs, raws = values(png_db), values(raw_db)
+    for key, shape in read_meta_info(png_db):
+        pixels = cv2.imdecode(np.frombuffer(pngs[key], np.uint8), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(decode_raw(raws[key], key), pixels)
+        assert pixels.shape == shape
 
 
 def test_verify_finds_a_changed_pixel_and_a_missing_key(div2k_like, tmp_path):
     png_db = div2k_like / DIV2K / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'
-    images = []
-    with lmdb.open(str(png_db), readonly=True, lock=False) as env, env.begin() as txn:
-        for key, _ in read_meta_info(png_db):
-            images.append((key, cv2.imdecode(np.frombuffer(txn.get(key.encode()), np.uint8), cv2.IMREAD_COLOR)))
+    pngs = values(png_db)
+    images = [(key, cv2.imdecode(np.frombuffer(pngs[key], np.uint8), cv2.IMREAD_COLOR))
+              for key, _ in read_meta_info(png_db)]
     images[3][1][5, 5, 1] ^= 1
     write_raw_lmdb(tmp_path / 'changed_raw.lmdb', images)
     with pytest.raises(DataError, match=r'changed_raw.lmdb\[0004_s001\]: pixels differ'):
@@ -94,7 +98,8 @@ def test_prepare_div2k_writes_and_verifies_raw_copies(tmp_path, capsys):
     hr_dir = tmp_path / 'DIV2K' / 'DIV2K_train_HR'
     hr_dir.mkdir(parents=True)
     for name in ('0001', '0002'):
-        cv2.imwrite(str(hr_dir / f'{name}.png'), cv2.GaussianBlur(rng.integers(0, 256, (72, 96, 3), np.uint8), (5, 5), 2))
+        image = cv2.GaussianBlur(rng.integers(0, 256, (72, 96, 3), np.uint8), (5, 5), 2)
+        cv2.imwrite(str(hr_dir / f'{name}.png'), image)
     argv = ['--input', str(tmp_path / 'DIV2K'), '--scales', '2', '--crop-size', '48', '--step', '24', '--workers', '1',
             '--storage', 'raw', '--verify']
     assert prepare_div2k(argv) == 0
@@ -206,7 +211,8 @@ def test_mmagic_raw_pipeline_gives_the_png_samples_and_crops(mmagic_div2k, confi
     scale = int(config.split('_x')[1][0])
     datasets = {storage: DATASETS.build(cfg[name][f'x{scale}'])
                 for storage, name in (('png', 'div2k_train_datasets'), ('raw', 'div2k_raw_train_datasets'))}
-    assert [step['type'] for step in cfg.div2k_raw_train_datasets[f'x{scale}'].pipeline[:2]] == ['LoadImageFromRawLMDB'] * 2
+    raw_steps = cfg.div2k_raw_train_datasets[f'x{scale}'].pipeline[:2]
+    assert [step['type'] for step in raw_steps] == ['LoadImageFromRawLMDB'] * 2
     samples = {storage: seeded_samples(dataset, [0, 2, 1, 0]) for storage, dataset in datasets.items()}
     for png, raw in zip(samples['png'], samples['raw'], strict=True):
         assert torch.equal(png['inputs'], raw['inputs']) and tuple(png['inputs'].shape) == (3, 64, 64)

@@ -42,9 +42,11 @@ def div2k_cwd(tmp_path, monkeypatch) -> Path:
 
 def check_report(report: dict, framework: str, batch: int, lq_patch: int) -> None:
     assert report['recipe']['framework'] == framework
-    assert (report['recipe']['batch'], report['recipe']['lq_patch'], report['recipe']['scales']) == (batch, lq_patch, [2])
+    recipe = report['recipe']
+    assert (recipe['batch'], recipe['lq_patch'], recipe['scales']) == (batch, lq_patch, [2])
     assert report['recipe']['total_iter'] == 600000 and report['recipe']['setting'] == 'fp32'
-    assert {(row['storage'], row['workers']) for row in report['loader']} == {(s, w) for s in ('png', 'raw') for w in (0, 1)}
+    measured = {(row['storage'], row['workers']) for row in report['loader']}
+    assert measured == {(storage, workers) for storage in ('png', 'raw') for workers in (0, 1)}
     assert all(row['samples_per_s'] > 0 for row in report['loader'])
     assert [row['workers'] for row in report['loader_speedup']] == [0, 1]
     assert {row['setting'] for row in report['step']} == {'fp32', 'fp32 channels_last'}

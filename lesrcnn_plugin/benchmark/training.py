@@ -255,13 +255,14 @@ class StepRunner:
 
 
 def _probe_ratio(recipe: Recipe, setting: StepSetting, device: torch.device, scale: int) -> float:
-    """How many times fp32's time a step of ``setting`` takes on one 16x16 patch.
+    """How many times fp32's time a step of ``setting`` takes on one 16x16 LR patch.
 
     Tells a setting that would take minutes at full size (fp16 on CPU: about 100 times fp32) in a few
-    seconds. The two settings alternate and the fastest of their steps are compared, so that a
-    background load does not make a slow setting look fast.
+    seconds; smaller patches would time the overheads of autocast rather than the convolutions. The
+    two settings alternate and the fastest of their steps are compared, so that a background load
+    does not make a slow setting look fast.
     """
-    small = dataclasses.replace(recipe, batch=1, lq_patch=min(recipe.lq_patch, 16))
+    small = dataclasses.replace(recipe, batch=1, lq_patch=16)
     candidate, reference = StepRunner(small, setting, device, scale), StepRunner(small, StepSetting(), device, scale)
     for _ in range(3):
         candidate.step()

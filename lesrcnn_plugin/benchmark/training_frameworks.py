@@ -74,7 +74,10 @@ class BasicSRSource:
             train = self.opt['train']
             optim = train['optim_g']
             self.scales = tuple(self.train_set['scales']) if 'scales' in self.train_set else (int(self.opt['scale']),)
-            lq_patch = self.train_set['lq_size'] if 'scales' in self.train_set else self.train_set['gt_size'] // self.scales[0]
+            if 'scales' in self.train_set:
+                lq_patch = self.train_set['lq_size']
+            else:
+                lq_patch = self.train_set['gt_size'] // self.scales[0]
             self.recipe = Recipe(
                 'basicsr', path, self.opt['network_g']['type'],
                 {k: v for k, v in self.opt['network_g'].items() if k != 'type'}, self.scales,
@@ -131,9 +134,7 @@ class BasicSRSource:
 
         # The model logs the network at INFO and the frozen mean-shift parameters at WARNING.
         get_root_logger(log_level=logging.ERROR)
-        # parse_options prints its distributed setting: keep standard output for the report.
-        with tempfile.TemporaryDirectory() as root, _argv(['lesrcnn-measure-training', '-opt', self.path]), \
-                contextlib.redirect_stdout(sys.stderr):
+        with tempfile.TemporaryDirectory() as root, _argv(['lesrcnn-measure-training', '-opt', self.path]):
             opt, _ = parse_options(root, is_train=True)
         opt['num_gpu'] = 1 if device.type == 'cuda' else 0
         dataset_opt = self._dataset_opt(storage)
@@ -243,7 +244,9 @@ class MMagicSource:
 
 
 def _leaf_datasets(dataset) -> list:
-    return [leaf for child in dataset['datasets'] for leaf in _leaf_datasets(child)] if 'datasets' in dataset else [dataset]
+    if 'datasets' not in dataset:
+        return [dataset]
+    return [leaf for child in dataset['datasets'] for leaf in _leaf_datasets(child)]
 
 
 def _mmagic_variant(dataset, storage: str, current: str):

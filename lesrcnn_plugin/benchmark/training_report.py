@@ -62,7 +62,8 @@ class TrainingReport:
         lines = [f'### Training throughput: {r.network} {scales}, {r.framework} `{r.source}`, {device}', '',
                  f'torch {env["torch"]}; load average before the run '
                  f'{" / ".join(f"{v:.2f}" for v in env["load_average"] or ())}; {env["date"]}.  ',
-                 f'Recipe: batch {r.batch}, LR patch {r.lq_patch} (HR {" / ".join(str(r.lq_patch * k) for k in r.scales)}), '
+                 f'Recipe: batch {r.batch}, LR patch {r.lq_patch} '
+                 f'(HR {" / ".join(str(r.lq_patch * k) for k in r.scales)}), '
                  f'{r.workers} loader workers, {r.total_iter:,} iterations, step {r.setting.label}, '
                  f'{r.storage} storage.', '']
         lines += self._loader_table() + self._step_table() + self._loop_table() + self._projection_table()
@@ -100,7 +101,8 @@ class TrainingReport:
                       f'{"ok" if row.loss_ok else "FAILED"} |' for row in self.step]
             lines.append('')
         if self.skipped:
-            lines += ['Not timed:', ''] + [f'* {row.device}, {row.setting}: {row.reason}' for row in self.skipped] + ['']
+            lines += ['Not timed:', '']
+            lines += [f'* {row.device}, {row.setting}: {row.reason}' for row in self.skipped] + ['']
         return lines
 
     def _loop_table(self) -> list[str]:
@@ -110,8 +112,9 @@ class TrainingReport:
                  'checkpoints; averages after the warm-up iterations):', '',
                  '| storage | iterations | warm-up | ms/iter | data ms/iter | data share | note |',
                  '| --- | ---: | ---: | ---: | ---: | ---: | --- |']
-        lines += [f'| {row.storage} | {row.iters} | {row.warmup} | {row.ms_per_iter:.1f} | {row.data_ms_per_iter:.1f} | '
-                  f'{row.data_ms_per_iter / row.ms_per_iter:.0%} | {row.note} |' for row in self.loop]
+        lines += [f'| {row.storage} | {row.iters} | {row.warmup} | {row.ms_per_iter:.1f} | '
+                  f'{row.data_ms_per_iter:.1f} | {row.data_ms_per_iter / row.ms_per_iter:.0%} | {row.note} |'
+                  for row in self.loop]
         return lines + ['']
 
     def _projection_table(self) -> list[str]:

@@ -23,6 +23,7 @@ status 1 when a setting's losses are not finite or do not decrease (the report i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -63,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="use this batch instead of the recipe's (a quick try; the report says so)")
     parser.add_argument('--format', choices=('markdown', 'json'), default='markdown',
                         help='report format of --output, or of standard output without it (default markdown)')
-    parser.add_argument('--output', metavar='PATH', help='write the report here (markdown also goes to standard output)')
+    parser.add_argument('--output', metavar='PATH',
+                        help='write the report here (markdown also goes to standard output)')
     parser.add_argument('--quiet', action='store_true', help='no progress lines, nothing on standard output')
     return parser.parse_args(argv)
 
@@ -112,7 +114,10 @@ def measure(args: argparse.Namespace, argv: list[str]) -> TrainingReport:
 
 
 def measure_and_write(args: argparse.Namespace, argv: list[str]) -> int:
-    report = measure(args, argv)
+    # The frameworks log to standard output (mmengine's logger, BasicSR's option parser): it is the
+    # report's, so while they run it goes to standard error.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = measure(args, argv)
     text = report.to_json() if args.format == 'json' else report.to_markdown()
     if args.output:
         write_text_atomic(args.output, text)

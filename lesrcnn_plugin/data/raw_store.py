@@ -208,7 +208,8 @@ def verify_raw_lmdb(raw_db: str | os.PathLike, png_db: str | os.PathLike | None 
     try:
         with raw_env.begin(write=False, buffers=True) as txn:
             if txn.stat()['entries'] != len(raw_entries):
-                raise DataError(f'{raw_db}: {txn.stat()["entries"]} records but {len(raw_entries)} lines in {META_INFO}')
+                raise DataError(f'{raw_db}: {txn.stat()["entries"]} records but {len(raw_entries)} lines '
+                                f'in {META_INFO}')
             pngs = _png_values(png_db, [key for key, _ in png_entries])
             for (key, shape), (_, png) in tqdm(zip(raw_entries, pngs), total=len(raw_entries), unit='img',
                                                desc=f'verify {raw_db.name}', disable=not progress):
@@ -234,7 +235,8 @@ def build_raw_split(split: Split, scales: Iterable[int], workers: int, overwrite
             lines.append(f'{raw_db}: exists, kept (--overwrite to rebuild)')
             continue
         count = convert_png_lmdb(png_db, raw_db, workers=workers, overwrite=True)
-        lines.append(f'{raw_db}: {count} raw sub-images from {png_db.name}' + (' (the old copy was stale)' if stale else ''))
+        lines.append(f'{raw_db}: {count} raw sub-images from {png_db.name}'
+                     + (' (the old copy was stale)' if stale else ''))
     return lines
 
 
