@@ -79,10 +79,13 @@ measure() {  # NAME SOURCE_FLAG SOURCE [tool options]: one report, within what i
         return 0
     fi
     (cd "$WORK" && timeout "$left" "$PYTHON" "$REPO/tools/measure_training.py" "$flag" "$REPO/$source" \
-        --device "$DEVICE" --format json --output "$OUT/$name.json" "$@" > "$OUT/$name.md" 2> "$OUT/$name.log") || {
+        --device "$DEVICE" --format json --output "$OUT/$name.json" "$@" > "$WORK/$name.out" 2> "$OUT/$name.log") || {
         echo "$name: failed or timed out (exit $?); see $OUT/$name.log" | tee "$OUT/$name.failed" >&2
         return 0
     }
+    # The markdown report is the tool's standard output from its title on: mmengine's logger writes to
+    # the standard output it found when it was created, before the tool could send it elsewhere.
+    sed -n '/^### Training throughput/,$p' "$WORK/$name.out" > "$OUT/$name.md"
 }
 echo "[2/3] BasicSR x2 recipe on $DEVICE" >&2
 measure basicsr_x2 -opt options/train_lesrcnn_x2.yml "${COMMON[@]}"

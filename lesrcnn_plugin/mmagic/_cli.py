@@ -37,8 +37,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """Read ``args.config`` and apply ``--cfg-options``, ``--work-dir`` and ``--launcher``."""
+def load_config(args: argparse.Namespace, dataloaders: tuple[str, ...]) -> Config:
+    """Read ``args.config``, apply ``--cfg-options``, ``--work-dir`` and ``--launcher``, and check it.
+
+    ``dataloaders`` are the config's dataloaders the run builds (training: ``train_dataloader`` and
+    ``val_dataloader``; testing: ``test_dataloader``): only their data is checked, since a test run
+    need not have the training set.
+    """
     path = Path(resolve_recipe(args.config, kind='configs'))  # a file, or a name: lesrcnn:lesrcnn_x2_div2k
     if not path.is_file():
         raise ConfigError(f'{path}: no such config file')
@@ -59,16 +64,17 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.launcher != 'none':
         os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
         _use_gloo_without_cuda(cfg)
-    check_config(cfg, path)
+    check_config(cfg, path, dataloaders)
     return cfg
 
 
-def check_config(cfg: Config, source: str | os.PathLike) -> None:
+def check_config(cfg: Config, source: str | os.PathLike,
+                 dataloaders: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_dataloader')) -> None:
     """Check what mmengine would otherwise find only once it builds the run (or mid-run).
 
     * ``model`` and ``model.generator``: registered in MMagic's ``MODELS``, every entry an argument
       of the class (the valid names listed, closest first);
-    * every dataloader's dataset that reads LMDBs (a ``backend_args=dict(backend='lmdb')`` pipeline
+    * every dataset of ``dataloaders`` that reads LMDBs (a ``backend_args=dict(backend='lmdb')`` pipeline
       step, such as ``LoadImageFromSharedFile``'s) with an annotation file: each database holds the
       key of every image the file lists (a missing one would end training with a ``TypeError``).
 
@@ -88,7 +94,7 @@ def check_config(cfg: Config, source: str | os.PathLike) -> None:
     check_constructor_options(model, 'model', source, MODELS.get, names, kind='model')
     if 'generator' in model:
         check_constructor_options(model['generator'], 'model.generator', source, MODELS.get, names, kind='network')
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in dataloaders:
         loaders = cfg.get(loader) or []
         for index, dataloader in enumerate(loaders if isinstance(loaders, list) else [loaders]):
             key = f'{loader}.{index}' if isinstance(loaders, list) else loader

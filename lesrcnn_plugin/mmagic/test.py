@@ -69,7 +69,7 @@ def write_json(metrics: dict, path: str) -> None:
 
 def test(args: argparse.Namespace) -> None:
     weights = resolve_source(args.checkpoint)  # a missing file or unknown name fails before any work
-    cfg = load_config(args)
+    cfg = load_config(args, ('test_dataloader',))
     # The weights are loaded below, strictly and read as inert data, not by the Runner.
     cfg.load_from = None
     cfg.resume = False

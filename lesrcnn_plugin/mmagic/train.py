@@ -105,7 +105,7 @@ def enable_tensorboard(cfg) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    cfg = load_config(args)
+    cfg = load_config(args, ('train_dataloader', 'val_dataloader'))
     if args.amp:
         enable_amp(cfg)
     if args.tensorboard:
