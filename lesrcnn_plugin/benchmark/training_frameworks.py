@@ -125,15 +125,23 @@ class BasicSRSource:
 
     def run_loop(self, storage: str, iters: int, device: torch.device) -> LoopRow:
         """``basicsr.train.train_pipeline``'s loop, without validation, checkpoints or logging."""
+        # The model logs the network at INFO and the frozen mean-shift parameters at WARNING.
+        logger = logging.getLogger('basicsr')
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            return self._run_loop(storage, iters, device)
+        finally:
+            logger.setLevel(level)
+
+    def _run_loop(self, storage: str, iters: int, device: torch.device) -> LoopRow:
         from basicsr.data import build_dataloader, build_dataset
         from basicsr.data.data_sampler import EnlargedSampler
         from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
         from basicsr.models import build_model
-        from basicsr.utils import AvgTimer, get_root_logger
+        from basicsr.utils import AvgTimer
         from basicsr.utils.options import parse_options
 
-        # The model logs the network at INFO and the frozen mean-shift parameters at WARNING.
-        get_root_logger(log_level=logging.ERROR)
         with tempfile.TemporaryDirectory() as root, _argv(['lesrcnn-measure-training', '-opt', self.path]):
             opt, _ = parse_options(root, is_train=True)
         opt['num_gpu'] = 1 if device.type == 'cuda' else 0
