@@ -99,7 +99,9 @@ class MultiScalePairedImageDataset(data.Dataset):
         for k in self.scales:
             img_lq = imfrombytes(self.file_client.get(paths[f'lq_x{k}_path'], f'lq_x{k}'), float32=True)
             patch_gt, patch_lq = paired_random_crop(img_gt, img_lq, self.lq_size * k, k, gt_path)
-            patch_gt, patch_lq = augment([patch_gt, patch_lq], self.opt['use_hflip'], self.opt['use_rot'])
+            # The crop is a view into the HR image that the other scales are cut from, and augment
+            # flips in place (cv2.flip(img, 1, img)): flip a copy, or their patches hold a flipped piece.
+            patch_gt, patch_lq = augment([patch_gt.copy(), patch_lq], self.opt['use_hflip'], self.opt['use_rot'])
             sample[f'gt_x{k}'], sample[f'lq_x{k}'] = img2tensor([patch_gt, patch_lq], bgr2rgb=True, float32=True)
         return sample
 
