@@ -12,6 +12,11 @@ Images are arrays as OpenCV gives them: ``HxW`` gray, ``HxWx2`` gray and alpha, 
 Every problem is an ``ImageError`` naming the file, so the tools fail with one clear line instead of
 a traceback from inside a resize or an LMDB write. Writes are atomic (``lesrcnn_plugin.fileio``).
 
+Folders are listed by extension (``list_images``). Files that are images of a kind the tools do
+not read (GIF: OpenCV has no decoder for it) are skipped, and images holding several frames
+(multi-page TIFF, animated PNG or WebP) are read as their first frame; ``skipped_image_warnings``
+and ``extra_frames_warning`` give the line per file that the commands print for each.
+
 ``read_image(path, max_pixels=N)`` reads the image size from the file's header first
 (``image_size``) and refuses a larger image before decoding it: a few bytes of PNG can claim
 60000x60000 pixels, which OpenCV refuses with an assertion or, a little below its own limit,
@@ -33,6 +38,8 @@ from .fileio import write_bytes_atomic
 #: Extensions of the files taken as images when a folder is listed (a file named explicitly is read
 #: whatever its extension).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+#: Extensions of images that OpenCV does not decode: skipped when a folder is listed, with a warning.
+UNREADABLE_IMAGE_EXTENSIONS = ('.gif',)
 
 _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -195,6 +202,32 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, png_compress_leve
     write_bytes_atomic(path, _encode(image, extension, params, str(path)))
 
 
+def skipped_image_warnings(folder: str | os.PathLike) -> list[str]:
+    """A line for each file directly inside ``folder`` that is an image the listing skips (a GIF)."""
+    return [f'{path}: GIF images are not supported, skipped (convert it to PNG to include it)'
+            for path in sorted(Path(folder).iterdir())
+            if path.is_file() and path.suffix.lower() in UNREADABLE_IMAGE_EXTENSIONS]
+
+
+def extra_frames_warning(path: str | os.PathLike) -> str | None:
+    """A line when the image file holds several frames (multi-page TIFF, animated PNG or WebP), of which
+    only the first is read; ``None`` otherwise, or when the header does not parse (reading it reports that)."""
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:
+                frames = getattr(image, 'n_frames', 1)
+                kind = image.format
+        except Exception:  # an unreadable file is reported by whoever reads it, in one line
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    if frames <= 1:
+        return None
+    what = 'pages' if kind == 'TIFF' else 'frames'
+    return f'{path}: {kind} of {frames} {what}; only the first is read'
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Files with an image extension directly inside ``folder``, sorted by name.
 
@@ -213,5 +246,5 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-__all__ = ['IMAGE_EXTENSIONS', 'ImageTooLargeError', 'decode_image', 'encode_png', 'image_size', 'list_images',
-           'read_image', 'write_image']
+__all__ = ['IMAGE_EXTENSIONS', 'UNREADABLE_IMAGE_EXTENSIONS', 'ImageTooLargeError', 'decode_image', 'encode_png',
+           'extra_frames_warning', 'image_size', 'list_images', 'read_image', 'skipped_image_warnings', 'write_image']

@@ -140,6 +140,18 @@ def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
 # --------------------------------------------------------------------------------------- inference
 
 
+class NonFiniteOutputError(ImageError):
+    """The network's output holds NaN or Inf: written out, it would be a black or blotched image."""
+
+
+def check_finite_output(y: torch.Tensor) -> None:
+    """Raise ``NonFiniteOutputError`` if ``y`` holds a NaN or an Inf (in fp16, activations above 65504)."""
+    if not torch.isfinite(y).all():
+        precision = str(y.dtype).removeprefix('torch.')
+        raise NonFiniteOutputError(f'the network output holds NaN or Inf values in {precision} (its activations '
+                                   'overflow)')
+
+
 def _runner(network: nn.Module, scale: int, device: torch.device, dtype: torch.dtype,
             channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function running ``network`` on a host float32 tile and returning its host float32 output."""
@@ -148,6 +160,7 @@ def _runner(network: nn.Module, scale: int, device: torch.device, dtype: torch.d
     def run(tile: torch.Tensor) -> torch.Tensor:
         x = tile.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
         y = network(x, scale=scale)
+        check_finite_output(y)
         return y.float().cpu()
 
     return run

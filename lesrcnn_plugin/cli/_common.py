@@ -22,11 +22,16 @@ import inspect
 import math
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
-from ..complexity import PRESETS, InputSize, input_size, parse_size
+# The tables of archs and complexity are imported where an argument is built: both import torch, which
+# a command that never builds a network (lesrcnn-recipes list) must not wait for.
 from ..errors import ConfigError, LESRCNNError
+
+if TYPE_CHECKING:
+    from ..complexity import InputSize
 
 #: The modules each extra of setup.py provides, by import name: what ``require`` checks.
 EXTRA_MODULES = {
@@ -78,6 +83,15 @@ def requires_extras(*extras: str, command: str) -> Callable[[Callable[..., int]]
     return decorate
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control and line-break characters written as Python escapes (``\\n``, ``\\x1b``).
+
+    A file name may hold a newline or a terminal escape sequence: printed as it is, it would split
+    an error over several lines, or forge an ``error:`` line of its own.
+    """
+    return ''.join(repr(char)[1:-1] if unicodedata.category(char) in ('Cc', 'Zl', 'Zp') else char for char in text)
+
+
 def describe(error: BaseException) -> str:
     """One line for a user error: an ``OSError`` names its path (both, for a rename) and the reason."""
     if isinstance(error, OSError) and error.filename is not None:
@@ -93,7 +107,7 @@ def run(body: Callable[[], int | None], prog: str | None = None) -> int:
     try:
         return body() or 0
     except (LESRCNNError, OSError) as exc:
-        print(prefix + describe(exc), file=sys.stderr)
+        print(prefix + one_line(describe(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(prefix + 'interrupted', file=sys.stderr)
@@ -118,6 +132,8 @@ positive_int = int_at_least(1)
 
 
 def add_scale_argument(parser, help_text: str) -> None:
+    from ..archs import SUPPORTED_SCALES
+
     parser.add_argument('--scale', type=int, choices=SUPPORTED_SCALES, help=help_text)
 
 
@@ -126,6 +142,8 @@ def add_weights_arguments(parser, checkpoint_flags: tuple[str, ...] = ('checkpoi
                                                  'MMagic, plain) or a registered name such as lesrcnn_x2') -> None:
     """The weights to load (``args.checkpoint``) and the overrides of what they tell: ``--arch``,
     ``--scale``, ``--variant``."""
+    from ..archs import ARCHS, VARIANTS
+
     if checkpoint_flags[0].startswith('-'):
         parser.add_argument(*checkpoint_flags, dest='checkpoint', required=True, help=checkpoint_help)
     else:  # a positional argument, read as args.checkpoint whatever its name in the usage line
@@ -138,6 +156,8 @@ def add_weights_arguments(parser, checkpoint_flags: tuple[str, ...] = ('checkpoi
 
 def add_size_arguments(parser, default_note: str = 'Default: ntire when no size is given') -> None:
     """Input sizes: ``--lr-size``, ``--hr-size`` (repeatable) and ``--preset``."""
+    from ..complexity import PRESETS
+
     group = parser.add_argument_group('input sizes')
     group.add_argument('--lr-size', action='append', default=[], metavar='HxW', help='LR input size (repeatable)')
     group.add_argument('--hr-size', action='append', default=[], metavar='HxW',
@@ -149,6 +169,8 @@ def add_size_arguments(parser, default_note: str = 'Default: ntire when no size 
 
 def sizes_from_args(args: argparse.Namespace, scale: int) -> list[InputSize]:
     """The sizes asked for, in the order given; the NTIRE preset when none is."""
+    from ..complexity import input_size, parse_size
+
     sizes = ([input_size(scale, lr=parse_size(text)) for text in args.lr_size]
              + [input_size(scale, hr=parse_size(text)) for text in args.hr_size]
              + [input_size(scale, preset=preset) for preset in args.preset])
@@ -284,5 +306,5 @@ def check_constructor_options(options: object, key: str, source: str | os.PathLi
 
 __all__ = ['EXTRA_MODULES', 'MissingExtraError', 'OutputError', 'OutputGuard', 'add_overwrite_argument',
            'add_scale_argument', 'add_size_arguments', 'add_weights_arguments', 'check_constructor_options', 'describe',
-           'float_at_least', 'int_at_least', 'output_arguments_check', 'positive_int', 'require', 'requires_extras',
-           'run', 'sizes_from_args', 'valid_names']
+           'float_at_least', 'int_at_least', 'one_line', 'output_arguments_check', 'positive_int', 'require',
+           'requires_extras', 'run', 'sizes_from_args', 'valid_names']

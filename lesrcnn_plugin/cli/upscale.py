@@ -12,6 +12,8 @@ output. Outputs are written as <stem>_x<scale>.png (see --suffix, --keep-extensi
 output is replaced only with --overwrite, and an input never. An image larger than --max-pixels is
 refused from its header, before it is decoded. An image that fails, for any reason, is reported and
 skipped; the others are still processed, the failures are listed at the end and the exit status is 1.
+An output that is not finite (NaN or Inf: fp16 activations that overflow) is refused, not written.
+A folder's GIFs are skipped and a multi-page TIFF gives its first page, each with a warning.
 """
 from __future__ import annotations
 
@@ -25,9 +27,11 @@ from tqdm import tqdm
 from ..archs.fast import FastLESRCNN
 from ..checkpoint import load_model, resolve_source
 from ..errors import LESRCNNError
-from ..image_io import IMAGE_EXTENSIONS, ImageTooLargeError, read_image, write_image
-from ..inference import DTYPES, prepare_network, receptive_field_margin, resolve_device, upscale_image
-from ._common import (OutputGuard, add_overwrite_argument, add_weights_arguments, describe, int_at_least,
+from ..image_io import (IMAGE_EXTENSIONS, ImageTooLargeError, extra_frames_warning, read_image,
+                        skipped_image_warnings, write_image)
+from ..inference import (DTYPES, NonFiniteOutputError, prepare_network, receptive_field_margin, resolve_device,
+                         upscale_image)
+from ._common import (OutputGuard, add_overwrite_argument, add_weights_arguments, describe, int_at_least, one_line,
                       positive_int, run)
 
 # Default --max-pixels (input width x height): what a 2-core, 24 GB machine survives for a whole x4
@@ -77,15 +81,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Image paths from files and folders (sorted within each folder), and a message per missing input."""
+    """Image paths from files and folders (sorted within each folder), and a message per missing input.
+
+    A warning is printed for each image of a folder that is skipped (a GIF) and each image of which
+    only the first frame will be read (a multi-page TIFF).
+    """
     images, problems = [], []
     for entry in map(Path, inputs):
         if entry.is_dir():
+            for warning in skipped_image_warnings(entry):
+                print(f'warning: {one_line(warning)}', file=sys.stderr)
             images += sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         elif entry.is_file():
             images.append(entry)
         else:
             problems.append(f'{entry}: no such file or folder')
+    for image in images:
+        warning = extra_frames_warning(image)
+        if warning:
+            print(f'warning: {one_line(warning)}', file=sys.stderr)
     return images, problems
 
 
@@ -109,6 +123,9 @@ def failure_message(exc: Exception, image: Path, args: argparse.Namespace, devic
         if args.tile is None:
             return f'{exc}; use --tile {SUGGESTED_TILE} (up to {MAX_PIXELS_TILED / 1e6:g} MP) or raise --max-pixels'
         return f'{exc}; raise --max-pixels if this machine has the memory (docs/reliability.md)'
+    if isinstance(exc, NonFiniteOutputError):
+        advice = '; use --dtype fp32' if args.dtype != 'fp32' else ' (check the weights)'
+        return f'{image}: {exc}; not written{advice}'
     if isinstance(exc, LESRCNNError) or (isinstance(exc, OSError) and exc.filename is not None):
         return describe(exc)
     if isinstance(exc, torch.OutOfMemoryError):
@@ -123,9 +140,12 @@ def failure_message(exc: Exception, image: Path, args: argparse.Namespace, devic
 def upscale(args: argparse.Namespace) -> int:
     images, failures = collect_images(args.inputs)
     for message in failures:
-        print(f'error: {message}', file=sys.stderr)
+        print(f'error: {one_line(message)}', file=sys.stderr)
     if not images:
         raise LESRCNNError('no images to process')
+    output_dir = Path(args.output)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise LESRCNNError(f'{output_dir}: is a file, not a folder; -o/--output names the folder for the outputs')
     device = resolve_device(args.device)
     checkpoint = resolve_source(args.checkpoint)
     model = load_model(checkpoint, args.arch, args.scale, args.variant)
@@ -137,7 +157,6 @@ def upscale(args: argparse.Namespace) -> int:
         print(f'warning: --tile-overlap {args.tile_overlap} is below the receptive-field margin {margin}: '
               'tile seams may show', file=sys.stderr)
     max_pixels = args.max_pixels or default_max_pixels(network, args.tile, device, DTYPES[args.dtype])
-    output_dir = Path(args.output)
     suffix = args.suffix.replace('{scale}', str(scale))
     guard = OutputGuard([*images, checkpoint], args.overwrite)
     targets = {}
@@ -163,14 +182,14 @@ def upscale(args: argparse.Namespace) -> int:
             written += 1
         except Exception as exc:  # one image's failure, whatever it is, must not stop the batch
             failures.append(failure_message(exc, image, args, device))
-            tqdm.write(f'error: {failures[-1]}', file=sys.stderr)
+            tqdm.write(f'error: {one_line(failures[-1])}', file=sys.stderr)
             if isinstance(exc, torch.OutOfMemoryError) and device.type == 'cuda':
                 torch.cuda.empty_cache()
     print(f'{written} image(s) written to {output_dir}')
     if failures:
         print(f'{len(failures)} failure(s):', file=sys.stderr)
         for message in failures:
-            print(f'  {message}', file=sys.stderr)
+            print(f'  {one_line(message)}', file=sys.stderr)
         return 1
     return 0
 
