@@ -8,14 +8,20 @@ same way: ``make_sibling_dir`` gives the hidden folder, ``replace_dir`` moves it
 
 A failure is reported about the file the user asked for, never about a hidden name: a full disk or a
 read-only folder raises an ``OSError`` naming the target (``errors_name``), and the temporary is
-removed.
+removed. A file standing where a folder is needed is named as such (``make_folder``), not reported
+as mkdir's "File exists".
+
+``exclusive_lock`` keeps two processes from writing the same thing at once: the second waits, or is
+told which process (id and host) holds the lock.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +38,22 @@ def _is_within(name: str | os.PathLike, folder: str | os.PathLike) -> bool:
     return name == folder or name.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+class FileInTheWayError(NotADirectoryError):
+    """A file stands where a folder is needed; ``filename`` is that file."""
+
+
+def make_folder(path: str | os.PathLike) -> None:
+    """``mkdir -p path``; a file in the way raises ``FileInTheWayError`` naming it (mkdir says "File exists")."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)
+        if blocker is None:
+            raise
+        raise FileInTheWayError(errno.ENOTDIR, 'is a file, not a folder', os.fspath(blocker)) from None
+
+
 @contextlib.contextmanager
 def errors_name(target: str | os.PathLike, temporary: str | os.PathLike | None = None) -> Iterator[None]:
     """Re-raise an ``OSError`` about ``temporary`` (or anything inside it), or about no file, as one naming ``target``.
@@ -42,6 +64,8 @@ def errors_name(target: str | os.PathLike, temporary: str | os.PathLike | None =
     """
     try:
         yield
+    except FileInTheWayError:
+        raise  # it names the file in the way, which is what the user has to move
     except OSError as exc:
         if exc.filename is not None and (temporary is None or not _is_within(exc.filename, temporary)):
             raise
@@ -60,7 +84,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     with errors_name(path, path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
     tmp = sibling_name(path, 'tmp')
     try:
         with errors_name(path, tmp):
@@ -145,6 +169,55 @@ def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path
     return removed
 
 
+class LockHeldError(OSError):
+    """Another process holds a lock; ``owner`` is what it wrote in the lock file (``pid N on HOST``)."""
+
+    def __init__(self, path: Path, owner: str) -> None:
+        super().__init__(errno.EWOULDBLOCK, f'held by {owner or "another process"}', os.fspath(path))
+        self.owner = owner
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` for the block, then remove the file.
+
+    The lock is ``flock``'s: the system releases it when its process dies, however it dies, so a
+    killed run never leaves a lock behind. The file holds ``pid <id> on <host>`` for the message of
+    the process that finds it held. POSIX systems only (``fcntl``).
+
+    Args:
+        path: the lock file, created if missing; its folder must exist.
+        wait: wait for the holder to finish; otherwise raise ``LockHeldError`` at once.
+
+    Raises:
+        LockHeldError: ``wait`` is false and another process (or another block of this one) holds it.
+    """
+    import fcntl  # imported here so that the rest of the module works where there is no fcntl
+
+    path = Path(path)
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            owner = os.pread(descriptor, 256, 0).decode('utf-8', 'replace').strip()
+            os.close(descriptor)
+            raise LockHeldError(path, owner) from None
+        # The holder before us removed the file as it released it: a lock on that removed file guards
+        # nothing, since a third process may already hold one on a new file of the same name.
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+                break
+        os.close(descriptor)
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f'pid {os.getpid()} on {socket.gethostname()}'.encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before releasing: a waiter then sees the file gone and starts over
+        os.close(descriptor)
+
+
 def _process_alive(pid: int) -> bool:
     """Whether a process with this id runs on this machine."""
     if pid == os.getpid():
@@ -158,5 +231,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ['atomic_path', 'errors_name', 'make_sibling_dir', 'remove_stale_temporaries', 'replace_dir',
-           'sibling_name', 'write_bytes_atomic', 'write_text_atomic']
+__all__ = ['FileInTheWayError', 'LockHeldError', 'atomic_path', 'errors_name', 'exclusive_lock', 'make_folder',
+           'make_sibling_dir', 'remove_stale_temporaries', 'replace_dir', 'sibling_name', 'write_bytes_atomic',
+           'write_text_atomic']

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError, ImageError
-from ..fileio import make_sibling_dir, remove_stale_temporaries, replace_dir
+from ..fileio import make_folder, make_sibling_dir, remove_stale_temporaries, replace_dir
 from ..image_io import decode_image
 from .lmdb_io import _INITIAL_MAP_SIZE, META_INFO, _check_key, _commit_batch, read_meta_info
 
@@ -122,12 +122,13 @@ def write_raw_lmdb(db_path: str | os.PathLike, images: Iterable[tuple[str, np.nd
     db_path = Path(db_path)
     if db_path.exists() and not overwrite:
         raise DataError(f'{db_path} already exists (use overwrite to replace it)')
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(db_path.parent)
     remove_stale_temporaries(db_path.parent, db_path.name)
     tmp_dir = make_sibling_dir(db_path, 'tmp')
     count = 0
     try:
-        env = lmdb.open(str(tmp_dir), map_size=_INITIAL_MAP_SIZE, meminit=False)
+        # meminit zeroes the unused bytes of each page: the same images give the same data.mdb bytes.
+        env = lmdb.open(str(tmp_dir), map_size=_INITIAL_MAP_SIZE, meminit=True)
         try:
             with open(tmp_dir / META_INFO, 'w', encoding='ascii', newline='\n') as meta:
                 batch: list[tuple[bytes, bytes]] = []
