@@ -3,7 +3,12 @@
 The one source of the package's metadata (pyproject.toml only names the build backend). Besides the
 package, a wheel carries the recipes: the repository's options/*.yml (BasicSR) and configs/ (MMagic,
 with their _base_ files and metafile), copied into lesrcnn_plugin/.mim/ as OpenMMLab packages ship
-theirs; lesrcnn_plugin.recipes finds them there, or at the root of a clone.
+theirs; lesrcnn_plugin.recipes finds them there, or at the root of a clone. mim finds
+``.mim/model-index.yml`` there too (``mim search lesrcnn-plugin``).
+
+Both a wheel and an editable install also put ``lesrcnn_plugin_basicsr_hook.pth`` into site-packages:
+one line that installs ``lesrcnn_plugin.basicsr_hook``, so that BasicSR's own ``basicsr/train.py``
+finds the LESRCNN family (docs/basicsr.md, "BasicSR's own scripts").
 """
 import shutil
 from pathlib import Path
@@ -13,7 +18,10 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 # Recipe files by folder (relative to the repository root), copied to lesrcnn_plugin/.mim/<folder>.
-RECIPES = {'options': ['*.yml'], 'configs': ['**/*.py', '**/*.yml']}
+RECIPES = {'options': ['*.yml'], 'configs': ['**/*.py', '**/*.yml', '**/*.md'], '.': ['model-index.yml']}
+# The startup file (site-packages root) and its one line; LESRCNN_NO_BASICSR_HOOK=1 switches it off.
+HOOK_PTH = 'lesrcnn_plugin_basicsr_hook.pth'
+HOOK_LINE = 'import lesrcnn_plugin.basicsr_hook; lesrcnn_plugin.basicsr_hook.install()\n'
 
 CONSOLE_SCRIPTS = [
     'lesrcnn-convert = lesrcnn_plugin.cli.convert_checkpoint:main',
@@ -53,16 +61,22 @@ EXTRAS['dev'] = ['pytest>=7']
 
 
 class BuildPyWithRecipes(build_py):
-    """``build_py`` that also copies the recipes (``RECIPES``) into ``lesrcnn_plugin/.mim/``.
+    """``build_py`` that also writes the startup file ``HOOK_PTH`` and copies the recipes (``RECIPES``)
+    into ``lesrcnn_plugin/.mim/``.
 
-    A wheel, and so every non-editable install, gets them inside the package. An editable install
-    skips the copy: its package is the clone's folder, beside the recipes themselves.
+    A wheel, and so every non-editable install, gets both: the ``.pth`` at the root of ``build_lib``
+    (the wheel's purelib, i.e. site-packages). An editable install skips the recipes (its package is
+    the clone's folder, beside the recipes themselves); its ``build_lib`` is thrown away, so the
+    ``.pth`` goes where setuptools' ``editable_wheel`` points ``install_lib``: the root of the
+    editable wheel it is assembling, which pip unpacks into site-packages.
     """
 
     def run(self):
         super().run()
         if self.editable_mode:
+            self.write_hook_pth(self.get_finalized_command('install').install_lib)
             return
+        self.write_hook_pth(self.build_lib)
         target = Path(self.build_lib) / 'lesrcnn_plugin' / '.mim'
         shutil.rmtree(target, ignore_errors=True)  # no recipe deleted from the source survives a rebuild
         for folder, patterns in RECIPES.items():
@@ -72,6 +86,10 @@ class BuildPyWithRecipes(build_py):
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, destination)
 
+    def write_hook_pth(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / HOOK_PTH).write_text(HOOK_LINE, encoding='utf-8')
+
 
 setup(
     name='lesrcnn-plugin',
@@ -80,7 +98,7 @@ setup(
     long_description=(ROOT / 'README.md').read_text(encoding='utf-8') if (ROOT / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
     license_expression='Apache-2.0',  # PEP 639 (setuptools >= 77); the text is LICENSE
-    python_requires='>=3.9',
+    python_requires='>=3.11',  # hashlib.file_digest (weights.py)
     packages=find_packages(include=['lesrcnn_plugin', 'lesrcnn_plugin.*']),
     include_package_data=True,
     install_requires=['torch>=2.0', 'numpy', 'opencv-python', 'Pillow', 'lmdb', 'tqdm', 'pyyaml'],
@@ -89,6 +107,8 @@ setup(
     cmdclass={'build_py': BuildPyWithRecipes},
     classifiers=[
         'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3 :: Only',
+        'Programming Language :: Python :: 3.11',
         'Topic :: Scientific/Engineering :: Image Processing',
         'Framework :: PyTorch',
     ],
