@@ -24,19 +24,29 @@ a file can plant ``__reduce_ex__`` on a buffer, which ``copy.deepcopy`` (``Messa
 copies ``runtime_info``) then calls: arbitrary code at ``--resume``. For the same reason, once
 unpickled, no object may carry an instance attribute named like a special method
 (``weights_only`` itself lets a file set attributes on an ``OrderedDict`` or a tensor).
+
+Nothing is allocated for a file's tensors before the sizes it declares are checked (``check_archive``):
+torch allocates each storage at the size its pickle declares, so a 6 MB file could otherwise claim
+6 GB. The pickle is first read with every storage on the ``meta`` device (no memory), then each
+storage must fit in its record of the zip archive (in the file, for torch's older format), and all
+of them together within ``max_checkpoint_bytes()`` (2 GiB, or ``LESRCNN_MAX_CHECKPOINT_BYTES``).
+TorchScript archives (``code/``, ``constants.pkl``) are refused: loading one runs its code.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from torch import _weights_only_unpickler
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 # What HistoryBuffer.__getstate__ writes: its data and the names of its default statistics methods.
 _HISTORY_BUFFER_FIELDS = frozenset({'max_length', '_log_history', '_count_history'})
@@ -46,17 +56,23 @@ _NUMERIC_KINDS = frozenset('biufc')
 # The state numpy (format version 3) writes for a numeric dtype, but for its byte order.
 _NUMERIC_DTYPE_STATE = (None, None, None, -1, -1, 0)
 
+#: Environment variable overriding ``DEFAULT_MAX_CHECKPOINT_BYTES``.
+MAX_BYTES_VARIABLE = 'LESRCNN_MAX_CHECKPOINT_BYTES'
+#: Most bytes all tensors of one checkpoint may take: the family's weights are a few MB, an mmengine
+#: training checkpoint of a large network a few hundred.
+DEFAULT_MAX_CHECKPOINT_BYTES = 2 * 1024**3
+
 
 def load_untrusted(path: str | os.PathLike, map_location='cpu') -> dict:
     """Read a checkpoint file as data (``map_location`` as in ``torch.load``); run nothing from it.
 
     Raises ``CheckpointError`` with one line naming the file and what is wrong with it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: no such checkpoint file')
+    path = checkpoint_file(path)
+    limit = max_checkpoint_bytes()
     try:
         with torch.serialization.safe_globals(_inert_globals()):
+            check_archive(path, limit)
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
         checkpoint = _materialise(checkpoint, {})
     except CheckpointError as exc:
@@ -66,6 +82,131 @@ def load_untrusted(path: str | os.PathLike, map_location='cpu') -> dict:
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'{path}: holds a {type(checkpoint).__name__}, not a dict of weights or training state')
     return checkpoint
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` if it is an existing file; otherwise ``CheckpointError`` saying what it is."""
+    if not os.fspath(path):  # Path('') is '.', the current folder
+        raise CheckpointError("'': an empty name is not a checkpoint file")
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f'{path}: is a folder, not a checkpoint file')
+    if not path.is_file():
+        raise CheckpointError(f'{path}: no such checkpoint file')
+    return path
+
+
+def max_checkpoint_bytes() -> int:
+    """The most bytes the tensors of one checkpoint may declare: ``LESRCNN_MAX_CHECKPOINT_BYTES`` or 2 GiB."""
+    text = os.environ.get(MAX_BYTES_VARIABLE, '').strip()
+    if not text:
+        return DEFAULT_MAX_CHECKPOINT_BYTES
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(f'{MAX_BYTES_VARIABLE}={text!r}: give a positive number of bytes')
+    return limit
+
+
+def check_archive(path: Path, limit: int) -> None:
+    """Refuse a file before torch allocates its tensors: a TorchScript archive, a storage larger than its
+    record, more than ``limit`` bytes of tensors, or not a torch checkpoint at all.
+
+    Call inside ``safe_globals(_inert_globals())``: the pickle is read by torch's restricted unpickler.
+    """
+    with open(path, 'rb') as handle:
+        is_zip = handle.read(4) == b'PK\x03\x04'  # what torch.load looks at to choose its reader
+        handle.seek(0)
+        if is_zip:
+            _check_zip_archive(handle, limit)
+        else:
+            _check_legacy_file(handle, os.fstat(handle.fileno()).st_size, limit)
+
+
+def _check_zip_archive(handle, limit: int) -> None:
+    """torch's format since 1.6: ``<name>/data.pkl`` and one record ``<name>/data/<key>`` per storage."""
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f'a damaged zip archive ({exc})') from None
+    with archive:
+        records = {info.filename: info for info in archive.infolist()}
+        if not records:
+            raise CheckpointError('an empty zip archive, not a PyTorch checkpoint')
+        # torch's reader names every record relative to the first one's folder.
+        folder = next(iter(records)).split('/', 1)[0] + '/'
+        names = [name[len(folder):] for name in records if name.startswith(folder)]
+        if 'constants.pkl' in names or any(name.startswith('code/') for name in names):
+            raise CheckpointError('is a TorchScript archive (it holds code/ or constants.pkl), refused: loading one '
+                                  'runs the code inside it; give the weights as a state dict '
+                                  '(torch.save(model.state_dict(), path))')
+        data = records.get(folder + 'data.pkl')
+        if data is None:
+            raise CheckpointError('a zip archive without data.pkl, not a PyTorch checkpoint')
+        if data.file_size > limit:
+            raise _over_limit(data.file_size, limit, 'its pickle data.pkl holds')
+        declared = _declared_storages(io.BytesIO(archive.read(data)), legacy=False)
+    for key, nbytes in declared.items():
+        record = records.get(f'{folder}data/{key}')
+        held = record.file_size if record is not None else 0
+        if nbytes > held:
+            raise CheckpointError(f'storage {key} declares {nbytes:,} bytes but its record data/{key} holds {held:,}: '
+                                  'a corrupt or crafted file, refused before allocating')
+    total = sum(declared.values())
+    if total > limit:
+        raise _over_limit(total, limit, 'its tensors declare')
+
+
+def _check_legacy_file(handle, file_size: int, limit: int) -> None:
+    """torch's format before 1.6 (the authors' files): magic number, protocol, system information and
+    the object's pickle, then the storage keys and each storage's bytes."""
+    try:
+        magic_number = _weights_only_unpickler.load(handle, encoding='utf-8')
+    except Exception:  # noqa: BLE001  (whatever the bytes are, they are not torch's)
+        magic_number = None
+    if magic_number != torch.serialization.MAGIC_NUMBER:
+        raise CheckpointError('not a PyTorch checkpoint: neither a zip archive nor a file written by torch.save')
+    for _ in ('protocol version', 'system information'):
+        _weights_only_unpickler.load(handle, encoding='utf-8')
+    declared = _declared_storages(handle, legacy=True)
+    total = sum(declared.values())
+    # Each storage's bytes follow the pickles in the file itself, after an 8-byte size.
+    held = file_size - handle.tell()
+    if total > held:
+        raise CheckpointError(f'its tensors declare {total:,} bytes but the file holds {max(held, 0):,} after its '
+                              'pickles: a corrupt or crafted file, refused before allocating')
+    if total > limit:
+        raise _over_limit(total, limit, 'its tensors declare')
+
+
+def _declared_storages(stream, legacy: bool) -> dict:
+    """{storage key: bytes declared} of the pickle in ``stream``, read with every storage on ``meta``."""
+    declared = {}
+
+    def meta_storage(saved_id):
+        fields = 6 if legacy else 5  # ('storage', type, key, location, numel[, view])
+        if not (isinstance(saved_id, tuple) and len(saved_id) == fields and saved_id[0] in ('storage', b'storage')):
+            raise CheckpointError(f'a persistent id that is not a storage: {saved_id!r:.80}')
+        storage_type, key, numel = saved_id[1], saved_id[2], saved_id[4]
+        dtype = torch.uint8 if storage_type is torch.UntypedStorage else getattr(storage_type, 'dtype', None)
+        if not isinstance(dtype, torch.dtype) or type(numel) is not int or numel < 0:
+            raise CheckpointError(f'storage {key!r:.40} of {storage_type!r:.40} with {numel!r:.40} elements')
+        nbytes = numel * torch._utils._element_size(dtype)
+        declared.setdefault(key, nbytes)  # torch allocates a key once, at its first declaration
+        return torch.storage.TypedStorage(wrap_storage=torch.UntypedStorage(nbytes, device='meta'), dtype=dtype,
+                                          _internal=True)
+
+    unpickler = _weights_only_unpickler.Unpickler(stream, encoding='utf-8')
+    unpickler.persistent_load = meta_storage
+    unpickler.load()
+    return declared
+
+
+def _over_limit(nbytes: int, limit: int, what: str) -> CheckpointError:
+    return CheckpointError(f'{what} {nbytes:,} bytes, above the limit of {limit:,} '
+                           f'(raise it with {MAX_BYTES_VARIABLE}=BYTES if the file is trusted to be that large)')
 
 
 def _unpickling_problem(exc: Exception) -> str:
@@ -268,4 +409,5 @@ def _materialise_contents(obj, done: dict) -> None:
         obj[:] = [_materialise(item, done) for item in obj]
 
 
-__all__ = ['load_untrusted']
+__all__ = ['DEFAULT_MAX_CHECKPOINT_BYTES', 'MAX_BYTES_VARIABLE', 'check_archive', 'checkpoint_file',
+           'load_untrusted', 'max_checkpoint_bytes']
