@@ -24,11 +24,16 @@ from lesrcnn_plugin.recipes import RecipeError, find_recipe, list_recipes, recip
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 # What a source distribution is made from (setup.py finds the package; MANIFEST.in adds the recipes).
-SOURCE_ITEMS = ('setup.py', 'pyproject.toml', 'MANIFEST.in', 'LICENSE', 'README.md', 'lesrcnn_plugin', 'options',
-                'configs')
+SOURCE_ITEMS = ('setup.py', 'pyproject.toml', 'MANIFEST.in', 'LICENSE', 'README.md', 'model-index.yml', 'lesrcnn_plugin',
+                'options', 'configs')
 BUILD_SECONDS = 60
 RECIPE_FILES = sorted([*(REPO / 'options').glob('*.yml'), *(REPO / 'configs').rglob('*.py'),
                        *(REPO / 'configs').rglob('*.yml')])
+# What mim reads from an installed package's .mim folder besides the configs (mim search / mim list).
+MIM_FILES = [REPO / 'model-index.yml', *(REPO / 'configs').rglob('README.md')]
+# The startup file behind BasicSR's own scripts (docs/basicsr.md), at the root of site-packages.
+HOOK_PTH = 'lesrcnn_plugin_basicsr_hook.pth'
+HOOK_LINE = 'import lesrcnn_plugin.basicsr_hook; lesrcnn_plugin.basicsr_hook.install()\n'
 
 
 def subprocess_run(args, timeout: float, **kwargs) -> subprocess.CompletedProcess:
@@ -73,7 +78,7 @@ def wheel_metadata(archive: zipfile.ZipFile):
 def test_wheel_holds_the_recipes_the_license_and_every_extra(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        for path in RECIPE_FILES:
+        for path in RECIPE_FILES + MIM_FILES:
             packaged = f'lesrcnn_plugin/.mim/{path.relative_to(REPO).as_posix()}'
             assert packaged in names, f'{packaged} missing from the wheel'
             assert archive.read(packaged) == path.read_bytes()
@@ -88,6 +93,58 @@ def test_wheel_holds_the_recipes_the_license_and_every_extra(wheel):
     assert set(EXTRA_MODULES) | {'all', 'dev'} <= extras, 'every extra the commands check for must be declared'
     assert 'lesrcnn-recipes = lesrcnn_plugin.cli.recipes:main' in entry_points
     assert not any(n.startswith(('options/', 'configs/', 'tests/')) for n in names), 'recipes go inside the package'
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read(HOOK_PTH).decode() == HOOK_LINE
+
+
+def test_editable_install_gets_the_startup_file_too(tmp_path):
+    """setuptools' editable wheel (what ``pip install -e .`` and ``make setup`` install) carries the .pth."""
+    source = tmp_path / 'source'
+    source.mkdir()
+    for item in SOURCE_ITEMS:
+        if (REPO / item).is_dir():
+            shutil.copytree(REPO / item, source / item, ignore=shutil.ignore_patterns('__pycache__', '*.pyc', '.mim'))
+        else:
+            shutil.copy2(REPO / item, source / item)
+    subprocess_run([PYTHON, '-c', f'from setuptools import build_meta; build_meta.build_editable({str(tmp_path / "w")!r})'],
+                   timeout=BUILD_SECONDS, cwd=source)
+    editable, = (tmp_path / 'w').glob('lesrcnn_plugin-*.editable-*.whl')
+    with zipfile.ZipFile(editable) as archive:
+        assert archive.read(HOOK_PTH).decode() == HOOK_LINE
+        assert not any(n.startswith('lesrcnn_plugin/') for n in archive.namelist()), 'editable: the clone is the package'
+
+
+def test_mim_search_finds_the_models_of_an_installed_wheel(wheel, tmp_path):
+    """``mim search lesrcnn-plugin`` reads lesrcnn_plugin/.mim/model-index.yml of the installed wheel."""
+    pytest.importorskip('mim')
+    site = tmp_path / 'site'
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    mim = Path(sys.executable).parent / 'mim'
+    listing = subprocess_run([str(mim), 'search', 'lesrcnn-plugin'], timeout=120, cwd=tmp_path,
+                             env={**os.environ, 'PYTHONPATH': str(site)}).stdout
+    for k, psnr in ((2, '37.8091'), (3, '34.0301'), (4, '31.9253')):
+        assert f'config id: lesrcnn_x{k}_div2k' in listing
+        assert f'configs/lesrcnn/lesrcnn_x{k}_div2k.py' in listing and psnr in listing
+    assert 'readme         configs/lesrcnn/README.md' in listing
+
+
+def test_model_index_imports_the_metafile_whose_paths_exist():
+    """mim search reads model-index.yml, which imports the metafile; its paths are relative to the index."""
+    index = yaml.safe_load((REPO / 'model-index.yml').read_text())
+    assert index == {'Import': ['configs/lesrcnn/metafile.yml']}
+    metafile = yaml.safe_load((REPO / index['Import'][0]).read_text())
+    collection, = metafile['Collections']
+    readme = REPO / collection['README']
+    assert readme.is_file()
+    text = readme.read_text()
+    for model in metafile['Models']:
+        assert (REPO / model['Config']).is_file()
+        metrics = model['Results'][0]['Metrics']
+        # The README's results table row of each model: its config and the metafile's Set5 figures.
+        row = next(line for line in text.splitlines() if line.startswith(f"| [{model['Name']}]"))
+        assert f"(./{Path(model['Config']).name})" in row
+        assert f"| {metrics['PSNR']:.4f} | {metrics['SSIM']:.4f} |" in row
 
 
 def test_installed_wheel_reads_recipes_from_its_own_copies(wheel, tmp_path):
