@@ -195,20 +195,39 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
                 + [f'mis-shaped key {s}' for s in shapes])
     if problems:
         raise CheckpointError(f'weights do not fit {type(model).__name__}: ' + '; '.join(problems))
-    non_finite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    non_finite = non_finite_keys(state)
     if non_finite:
         raise CheckpointError(f'non-finite weights (NaN or Inf) in {", ".join(non_finite)}')
     model.load_state_dict(state, strict=True)
+
+
+def non_finite_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The keys of the floating-point tensors of ``state`` holding a NaN or an Inf."""
+    return [key for key, value in state.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
 
 
 def read_checkpoint(path: str | os.PathLike) -> Mapping:
     """Read a checkpoint file as inert data, on the CPU, with errors that name the file."""
     from .safe_load import load_untrusted
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: no such checkpoint file')
     return load_untrusted(path)
+
+
+def is_family_checkpoint(checkpoint: Mapping) -> bool:
+    """Whether a loaded checkpoint holds LESRCNN-family weights in one of the known layouts."""
+    try:
+        detect_format(checkpoint)
+    except CheckpointError:
+        return False
+    return True
+
+
+def model_from_checkpoint(checkpoint: Mapping, path: str | os.PathLike, arch: str | None = None,
+                          scale: int | None = None, variant: str | None = None) -> nn.Module:
+    """``model_from_state`` for a checkpoint already read from ``path``; errors name ``path``."""
+    with _naming(Path(path)):
+        return model_from_state(to_plugin_state(checkpoint), arch, scale, variant)
 
 
 @contextlib.contextmanager
@@ -232,7 +251,12 @@ def resolve_source(source: str | os.PathLike) -> Path:
     """A checkpoint file, or the cached file of a registered weights name (downloaded on first use)."""
     from .weights import resolve_weights
 
-    return resolve_weights(source)
+    if not os.fspath(source):  # Path('') is '.', the current folder
+        raise CheckpointError("'': an empty name is neither a checkpoint file nor a weights name")
+    path = resolve_weights(source)
+    if path.is_dir():
+        raise CheckpointError(f'{path}: is a folder, not a checkpoint file')
+    return path
 
 
 def load_checkpoint(source: str | os.PathLike, arch: str | None = None, scale: int | None = None,
@@ -312,7 +336,8 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
 
 
 __all__ = ['CONTAINERS', 'CheckpointError', 'FILE_FORMATS', 'FORMATS', 'FileFormat', 'KEY_MAP', 'LAYOUTS',
-           'LoadedCheckpoint', 'PREFIXES', 'canonical_state', 'detect_format', 'infer_arch', 'load_checkpoint',
-           'load_model', 'load_strict', 'load_weights', 'model_from_state', 'official_scale', 'official_to_plugin',
+           'LoadedCheckpoint', 'PREFIXES', 'canonical_state', 'detect_format', 'infer_arch', 'is_family_checkpoint',
+           'load_checkpoint', 'load_model', 'load_strict', 'load_weights', 'model_from_checkpoint', 'model_from_state',
+           'non_finite_keys', 'official_scale', 'official_to_plugin',
            'plugin_to_official', 'read_checkpoint', 'resolve_source', 'save_checkpoint', 'to_plugin_state',
            'upsampler_scales']

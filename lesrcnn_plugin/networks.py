@@ -11,11 +11,17 @@ spec                               network
 ``mmagic:SRCNNNet``                MMagic's ``MODELS`` only
 ``package.module:callable``        a researcher's own network: a class or factory returning an ``nn.Module``
 ``path/to/file.py:callable``       the same, defined in a file
-``-opt`` options file              its ``network_g``: the family, else BasicSR
-``--config`` MMagic config         its ``model.generator``: the family, else MMagic
+``-opt`` options file              its ``network_g``: the family, else BasicSR (a registered name only)
+``--config`` MMagic config         its ``model.generator``: the family, else MMagic (a registered name only)
 ``--weights`` file or name         the package's own loader for LESRCNN weights (files and names such as
                                    ``lesrcnn_x2``); any other architecture that spandrel detects
 =================================  =========================================================================
+
+A file is data: the ``type`` of an options file or config names a registered network, never
+``module:callable``, which would import and call whatever the file says; that is a choice the user
+types (``--arch``). Weights are read as inert data (``safe_load``) and only the state dict read
+that way reaches spandrel (``load_from_state_dict``), never the file, which spandrel would open
+with ``torch.jit.load`` or an unpickler.
 
 **The calling contract.** Every network of the family has ``scales``, ``default_scale`` and is called
 ``net(x)`` or ``net(x, scale=k)``. A network from anywhere else is wrapped once, here, in
@@ -36,13 +42,14 @@ import difflib
 import importlib
 import importlib.util
 import os
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .archs import ARCHS, LESRCNNBody, build_arch
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 
 #: Prefixes naming a framework registry in a spec (``basicsr:EDSR``).
 FRAMEWORKS = ('basicsr', 'mmagic')
@@ -107,8 +114,36 @@ def network_spec(spec: Mapping, source: str) -> tuple[str, dict]:
     """
     if not isinstance(spec, Mapping) or 'type' not in spec:
         raise ConfigError(f'{source}: the network section must be a mapping with a "type" key')
+    name = spec['type']
+    if not isinstance(name, str):
+        raise ConfigError(f'{source}.type: {name!r:.80} is not the name of a registered network')
+    if ':' in name:
+        raise ConfigError(f'{source}.type: {name!r} is not a registered network name; a file names registered '
+                          'networks only (module:callable is given on the command line: --arch)')
+    name = name.rsplit('.', 1)[-1]
     kwargs = {key: (list(value) if isinstance(value, tuple) else value) for key, value in spec.items() if key != 'type'}
-    return str(spec['type']).rsplit('.', 1)[-1], kwargs
+    if name in ARCHS:
+        check_family_arguments(name, kwargs, source)
+    return name, kwargs
+
+
+def check_family_arguments(name: str, kwargs: Mapping, source: str) -> None:
+    """Refuse an argument of a family network whose type is not the constructor's: ``upscale: '2'``
+    (a string in a YAML file) would otherwise be reported as an unsupported scale 2."""
+    hints = typing.get_type_hints(ARCHS[name].__init__)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is int:
+            fits = type(value) is int
+        elif hint == Sequence[int]:
+            fits = isinstance(value, (list, tuple)) and all(type(item) is int for item in value)
+        elif hint is str:
+            fits = isinstance(value, str)
+        else:
+            continue
+        if not fits:
+            expected = {int: 'an integer', str: 'a string'}.get(hint, 'a list of integers')
+            raise ConfigError(f'{source}.{key}: {value!r:.80} is a {type(value).__name__}, not {expected}')
 
 
 def network_from_basicsr_options(path: str) -> tuple[str, dict]:
@@ -319,6 +354,7 @@ def resolve_network(spec: str, kwargs: Mapping | None = None, scale: int | None 
     kwargs = dict(kwargs or {})
     source, name = split_spec(spec)
     if source is None and name in ARCHS:
+        check_family_arguments(name, kwargs, name)
         if scale is not None:  # a multi-scale network is built to run it by default, as the loader does
             kwargs['default_scale' if name == 'MultiScaleLESRCNN' else 'upscale'] = scale
         module, scale = follow_contract(build_arch(name, **kwargs), name, scale)
@@ -362,37 +398,34 @@ def _unknown_name_message(name: str, frameworks: Sequence[str]) -> str:
 def network_from_weights(source: str | os.PathLike, scale: int | None = None) -> ResolvedNetwork:
     """The network a weights file holds, with its weights loaded.
 
-    LESRCNN weights (any format the package reads, or a registered name such as ``lesrcnn_x2``) are
-    loaded by ``checkpoint.load_model`` (``scale`` picks a multi-scale network's default); any other
-    file goes to spandrel, which detects its architecture (``pip install lesrcnn-plugin[spandrel]``).
+    The file (or registered name such as ``lesrcnn_x2``) is read once, as inert data. LESRCNN-family
+    weights (any format the package reads) are loaded by ``checkpoint.model_from_checkpoint``
+    (``scale`` picks a multi-scale network's default); any other state dict goes to spandrel, which
+    detects its architecture (``pip install lesrcnn-plugin[spandrel]``). A file the inert reader
+    refuses (a TorchScript archive, a pickle that calls code) is refused, not handed on.
     """
-    from .checkpoint import load_model
+    from .checkpoint import is_family_checkpoint, model_from_checkpoint, read_checkpoint, resolve_source
 
+    path = resolve_source(source)
+    checkpoint = read_checkpoint(path)
+    if is_family_checkpoint(checkpoint):
+        model = model_from_checkpoint(checkpoint, path, scale=scale)
+        module, scale = follow_contract(model, type(model).__name__, scale)
+        return ResolvedNetwork(type(model).__name__, {'weights': str(source)}, module, scale)
     try:
-        model = load_model(source, scale=scale)
-    except CheckpointError as family_error:
-        if not os.path.isfile(source):
-            raise
-        try:
-            import spandrel
-        except ImportError:
-            raise ConfigError(f'{family_error}. Other architectures are read by spandrel: '
-                              'pip install lesrcnn-plugin[spandrel]') from None
-        try:
-            descriptor = spandrel.ModelLoader().load_from_file(source)
-        except Exception as exc:  # spandrel raises several types for a file it does not recognise
-            raise CheckpointError(f'{source}: neither a LESRCNN checkpoint nor an architecture spandrel '
-                                  f'detects ({exc})') from None
-        if descriptor.input_channels != 3:
-            raise ConfigError(f'{source}: a {descriptor.input_channels}-channel network; only RGB networks '
-                              'are counted and timed')
-        name = f'spandrel:{descriptor.architecture.name}'
-        if scale is not None and scale != descriptor.scale:
-            raise ConfigError(f'{name} in {source} upscales x{descriptor.scale}, not x{scale}')
-        module, scale = follow_contract(descriptor.model, name, descriptor.scale)
-        return ResolvedNetwork(name, {'weights': str(source)}, module, scale)
-    module, scale = follow_contract(model, type(model).__name__, scale)
-    return ResolvedNetwork(type(model).__name__, {'weights': str(source)}, module, scale)
+        from .spandrel import descriptor_from_checkpoint
+    except ImportError:
+        raise ConfigError(f'{path}: not a LESRCNN-family checkpoint; other architectures are read by spandrel: '
+                          'pip install lesrcnn-plugin[spandrel]') from None
+    descriptor = descriptor_from_checkpoint(checkpoint, path)
+    if descriptor.input_channels != 3:
+        raise ConfigError(f'{path}: a {descriptor.input_channels}-channel network; only RGB networks '
+                          'are counted and timed')
+    name = f'spandrel:{descriptor.architecture.name}'
+    if scale is not None and scale != descriptor.scale:
+        raise ConfigError(f'{name} in {path} upscales x{descriptor.scale}, not x{scale}')
+    module, scale = follow_contract(descriptor.model, name, descriptor.scale)
+    return ResolvedNetwork(name, {'weights': str(source)}, module, scale)
 
 
 __all__ = ['FRAMEWORKS', 'ForeignNetwork', 'ResolvedNetwork', 'follow_contract', 'network_from_basicsr_options',

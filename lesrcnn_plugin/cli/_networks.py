@@ -48,16 +48,19 @@ def network_from_arguments(args: argparse.Namespace) -> ResolvedNetwork:
     """The network the flags of ``add_network_arguments`` name."""
     family_options = {key: value for key, value in (('scales', args.scales), ('variant', args.variant),
                                                      ('num_feat', args.num_feat)) if value is not None}
-    if args.weights:
+    if args.weights is not None:  # '' too: an empty name is an error, not the default network
         if args.arch_args or family_options:
             raise ConfigError('--weights fixes the network: --arch-args, --scales, --variant and --num-feat do '
                               'not apply')
         return network_from_weights(args.weights, scale=args.scale)
+    for flag, value in (('-opt', args.opt), ('--config', args.config)):
+        if value == '':
+            raise ConfigError(f"{flag} '': an empty name is not a file")
     frameworks = FRAMEWORKS
-    if args.opt:
+    if args.opt is not None:
         spec, kwargs = network_from_basicsr_options(resolve_recipe(args.opt, kind='options'))
         frameworks = ('basicsr',)
-    elif args.config:
+    elif args.config is not None:
         require('mmagic', 'mmengine', needed_by='--config')
         spec, kwargs = network_from_mmagic_config(resolve_recipe(args.config, kind='configs'))
         frameworks = ('mmagic',)

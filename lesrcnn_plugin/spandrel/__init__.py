@@ -15,13 +15,22 @@ node's ``__init__.py`` (``ComfyUI/custom_nodes/lesrcnn/__init__.py``) make LESRC
 
     NODE_CLASS_MAPPINGS = {}
 
+``descriptor_from_checkpoint`` is how this package's tools hand spandrel a network outside the family:
+as a state dict already read as inert data, never as a file (spandrel opens ``.pt`` files with
+``torch.jit.load``, which runs the code a TorchScript archive holds).
+
 Registration is idempotent: importing again, or calling ``install()`` again, changes nothing.
 Only this subpackage imports spandrel (install it with ``pip install lesrcnn-plugin[spandrel]``).
 """
 from __future__ import annotations
 
-from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport
+import os
+from collections.abc import Mapping
 
+from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport, ModelDescriptor, ModelLoader, UnsupportedModelError
+
+from ..checkpoint import non_finite_keys
+from ..errors import CheckpointError
 from .arch import LESRCNNArch
 
 #: The registry entry. No ``before``: the detection keys overlap with no architecture spandrel
@@ -38,6 +47,25 @@ def install(registry: ArchRegistry = MAIN_REGISTRY) -> list[ArchSupport]:
     return registry.add(LESRCNN_SUPPORT, ignore_duplicates=True)
 
 
+def descriptor_from_checkpoint(checkpoint: Mapping, path: str | os.PathLike) -> ModelDescriptor:
+    """spandrel's model for a checkpoint read by ``safe_load.load_untrusted`` from ``path`` (for messages).
+
+    Raises ``CheckpointError`` naming ``path``: no architecture detected, weights that do not fit
+    it, or non-finite weights.
+    """
+    try:
+        descriptor = ModelLoader().load_from_state_dict(dict(checkpoint))
+    except UnsupportedModelError:
+        raise CheckpointError(f'{path}: neither a LESRCNN-family checkpoint nor an architecture spandrel detects '
+                              f'(first keys: {", ".join(map(str, list(checkpoint)[:3]))})') from None
+    except Exception as exc:  # spandrel's architectures raise many types for weights that do not fit them
+        raise CheckpointError(f'{path}: spandrel cannot load it ({type(exc).__name__}: {exc})') from None
+    non_finite = non_finite_keys(descriptor.model.state_dict())
+    if non_finite:
+        raise CheckpointError(f'{path}: non-finite weights (NaN or Inf) in {", ".join(non_finite)}')
+    return descriptor
+
+
 install()
 
-__all__ = ['LESRCNNArch', 'LESRCNN_SUPPORT', 'install']
+__all__ = ['LESRCNNArch', 'LESRCNN_SUPPORT', 'descriptor_from_checkpoint', 'install']
