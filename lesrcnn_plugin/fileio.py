@@ -210,8 +210,9 @@ def exclusive_lock(path: str | os.PathLike, wait: bool = True) -> Iterator[None]
                 break
         os.close(descriptor)
     try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f'pid {os.getpid()} on {socket.gethostname()}'.encode(), 0)
+        with contextlib.suppress(OSError):  # on a full disk the lock still holds, only its owner goes unnamed
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f'pid {os.getpid()} on {socket.gethostname()}'.encode(), 0)
         yield
     finally:
         path.unlink(missing_ok=True)  # before releasing: a waiter then sees the file gone and starts over

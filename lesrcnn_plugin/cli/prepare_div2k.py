@@ -23,6 +23,9 @@ order and renamed into place, so a rerun gives byte-identical ``data.mdb`` and `
 ``--in-memory`` skips the staging (no staging I/O, but it needs RAM for every encoded sub-image,
 many GB for DIV2K, and is not resumable).
 
+One run at a time writes into an output folder: a run holds ``OUTPUT/.lesrcnn-prepare-div2k.lock``
+while it works, and a second run started meanwhile stops at once, naming the process that holds it.
+
 ``--storage raw`` also writes a raw-pixel copy of every database (``*_sub_raw.lmdb``: the decoded
 pixels, same keys and order; training reads them without decoding, see docs/data.md); with
 ``--verify`` each is compared pixel for pixel with its PNG database.
@@ -30,13 +33,20 @@ pixels, same keys and order; training reads them without decoding, see docs/data
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
 
 from ..data.div2k import Settings, build_split, dry_run, find_splits, verify_split
 from ..data.raw_store import build_raw_split, verify_raw_split
+from ..errors import DataError
+from ..fileio import LockHeldError, exclusive_lock, make_folder
 from ._common import int_at_least, positive_int, run
+
+#: The lock file a run holds in its output folder: its staging folder and databases are written in place.
+LOCK_FILE = '.lesrcnn-prepare-div2k.lock'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,19 +91,37 @@ def prepare(args: argparse.Namespace) -> None:
     settings = Settings(tuple(sorted(set(args.scales))), args.crop_size, args.step, args.thresh_size,
                         args.compress_level, args.generate_lr)
     splits = find_splits(args.input, output, args.valid)
+    if args.dry_run:
+        for split in splits:
+            print('\n'.join(dry_run(split, settings, args.limit)))
+        return
+    make_folder(output)
+    with contextlib.ExitStack() as lock:
+        try:
+            lock.enter_context(exclusive_lock(output / LOCK_FILE, wait=False))
+        except LockHeldError as held:
+            raise DataError(f'{output}: another lesrcnn-prepare-div2k run ({held.owner or "process unknown"}) is '
+                            f'writing here; wait for it to finish (it holds {held.filename})') from None
+        except OSError as exc:
+            # A folder this run cannot create a file in, no run can write: the build reports it by
+            # the database it could not write, not by the lock file.
+            if exc.errno not in (errno.EROFS, errno.EACCES):
+                raise
+        build(args, splits, settings, output)
+
+
+def build(args: argparse.Namespace, splits, settings: Settings, output: Path) -> None:
+    """Build each split's databases (and raw copies, and checks, as asked), printing a report per split."""
     staging_dir = None if args.in_memory else (args.staging_dir or output / '.staging')
     for split in splits:
-        if args.dry_run:
-            lines = dry_run(split, settings, args.limit)
-        else:
-            lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
-                                args.keep_staging, replace=args.replace)
+        lines = build_split(split, settings, args.workers, staging_dir, args.limit, args.overwrite,
+                            args.keep_staging, replace=args.replace)
+        if args.storage == 'raw':
+            lines += build_raw_split(split, settings.scales, args.workers, args.overwrite)
+        if args.verify:
+            lines += verify_split(split, settings.scales)
             if args.storage == 'raw':
-                lines += build_raw_split(split, settings.scales, args.workers, args.overwrite)
-            if args.verify:
-                lines += verify_split(split, settings.scales)
-                if args.storage == 'raw':
-                    lines += verify_raw_split(split, settings.scales)
+                lines += verify_raw_split(split, settings.scales)
         print('\n'.join(lines))
 
 

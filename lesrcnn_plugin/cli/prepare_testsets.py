@@ -18,6 +18,7 @@ LR images that are not provided are made from the HR image, cropped to a multipl
 MATLAB-exact bicubic resize. Output: ``OUTPUT/<Set>/X{k}/HR/<name>.png`` and ``.../LR/<name>.png``,
 3-channel (grayscale images are replicated), HR cropped at the bottom/right to exactly k times the
 LR size. Each ``X{k}`` folder is written under a temporary name and renamed when complete.
+A GIF is skipped and a multi-page TIFF gives its first page: each is reported with a warning line.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..data.testsets import collect_sets, write_scale
-from ._common import positive_int, run
+from ._common import one_line, positive_int, run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,6 +49,8 @@ def prepare(args: argparse.Namespace) -> None:
         print(f'{found.name}: {found.layout} in {found.folder}')
         for note in found.notes:
             print(f'  {note}')
+        for warning in found.warnings:
+            print(f'warning: {one_line(warning)}', file=sys.stderr)
         for scale in scales:
             if args.dry_run:
                 print(f'  x{scale}: {len(found.pairs[scale])} images')

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError, ImageError
-from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, write_text_atomic
+from ..fileio import errors_name, make_folder, make_sibling_dir, remove_stale_temporaries, write_text_atomic
 from ..image_io import encode_png, list_images, read_image
 from .database_records import DB_SETTINGS_FILE, database_settings, databases_to_replace
 from .lmdb_io import check_lmdb_keys, verify_lmdb, write_lmdb_records
@@ -196,7 +196,7 @@ class Staging:
         if settings_path.is_file() and settings_path.read_text() != wanted:
             print(f'{self.root}: staged with other settings, starting over', file=sys.stderr)
             shutil.rmtree(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_folder(self.root)
         remove_stale_temporaries(self.root)
         if not settings_path.is_file():
             write_text_atomic(settings_path, wanted)

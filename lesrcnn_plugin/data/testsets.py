@@ -5,7 +5,8 @@ arguments and lists the layouts recognised). :func:`find_sets` recognises a set 
 pairs each HR image with its LR image at every scale (``None`` where the LR image is to be made with
 the MATLAB-exact bicubic resize); :func:`write_scale` writes ``OUTPUT/<Set>/X{k}/{HR,LR}/<name>.png``,
 3-channel 8-bit, HR cropped to exactly k times the LR size, each ``X{k}`` folder under a temporary
-name renamed into place when complete.
+name renamed into place when complete. Each set found lists, as warnings, the GIFs skipped in its
+folders and the images of several frames (multi-page TIFF) of which only the first is read.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, replace_dir
-from ..image_io import list_images, read_image, write_image
+from ..fileio import errors_name, make_folder, make_sibling_dir, remove_stale_temporaries, replace_dir
+from ..image_io import extra_frames_warning, list_images, read_image, skipped_image_warnings, write_image
 from .matlab_resize import imresize, modcrop
 
 # Names found in the wild (lower case, up to the first '_') -> the canonical set name.
@@ -46,12 +47,14 @@ class FoundSet:
         layout: human-readable layout name.
         pairs: ``{scale: [Pair, ...]}``.
         notes: what was noticed while detecting (generated LR, missing scale folders).
+        warnings: a line per image file skipped (GIF) or read as its first frame only (multi-page TIFF).
     """
     name: str
     folder: Path
     layout: str
     pairs: dict[int, list[Pair]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def canonical_set_name(folder_name: str) -> str:
@@ -123,8 +126,24 @@ def _srf_layout(found: FoundSet, scale_dirs: dict[int, Path], scales) -> FoundSe
     return found
 
 
+def _file_warnings(found: FoundSet) -> list[str]:
+    """A line per GIF skipped in the folders the set's images come from, and per image of several frames."""
+    files = sorted({path for pairs in found.pairs.values() for pair in pairs
+                    for path in (pair.hr_path, pair.lr_path) if path is not None})
+    skipped = [line for folder in sorted({path.parent for path in files}) for line in skipped_image_warnings(folder)]
+    return skipped + [line for line in map(extra_frames_warning, files) if line is not None]
+
+
 def detect_set(folder: Path, scales, name: str | None = None) -> FoundSet | None:
-    """Recognise the layout of a set folder; ``None`` if it has none of the known layouts."""
+    """Recognise the layout of a set folder and list its warnings; ``None`` if it has none of the known layouts."""
+    found = _detect_layout(folder, scales, name)
+    if found is not None:
+        found.warnings = _file_warnings(found)
+    return found
+
+
+def _detect_layout(folder: Path, scales, name: str | None) -> FoundSet | None:
+    """The set in ``folder`` if its layout is one of the known ones (see the command's help)."""
     found = FoundSet(name or canonical_set_name(folder.name), folder, '')
     if (folder / 'HR').is_dir():
         found.layout = 'EDSR (HR + LR_bicubic/X{k})'
@@ -230,7 +249,7 @@ def write_scale(found: FoundSet, scale: int, output: Path) -> str:
     """
     target = output / found.name / f'X{scale}'
     with errors_name(target, target.parent):
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
     remove_stale_temporaries(target.parent, target.name)
     tmp = make_sibling_dir(target, 'tmp')
     counts = {'gray': 0, 'cropped': 0}
