@@ -12,8 +12,10 @@
 * Multi-scale training for LESRCNN-S: given a batch of ``MultiScalePairedImageDataset`` (pairs
   ``lq_x{k}``/``gt_x{k}`` for every scale), each iteration trains on the pair of one scale for the
   whole batch. The scale is drawn from ``manual_seed`` and the iteration number, so every rank of a
-  distributed run draws the same one and a resumed run continues the same sequence. The drawn
-  scale is logged as ``scale``.
+  distributed run draws the same one and a resumed run continues the same sequence: rank 0's seed
+  is sent to every rank (BasicSR draws one per process when ``manual_seed`` is unset) and saved with
+  the training state. The drawn scale is logged as ``scale``.
+* Distributed training on CPU (gloo, ``lesrcnn_plugin.basicsr.launch``): DDP without device ids.
 * Per-scale validation: a validation (or test) dataset with its own ``scale`` option is run at
   that scale when the network takes one (``forward(x, scale)``, as ``MultiScaleLESRCNN``); name
   such datasets after their scale (``Set5_x3``) so that the metrics say which scale they belong to.
@@ -22,11 +24,17 @@
 * Weights (``path: pretrain_network_g``) in any format the plugin reads, or by registered name
   (``lesrcnn_x2``): ``load_network`` goes through ``lesrcnn_plugin.checkpoint``.
 
-Everything else (losses, EMA, checkpoints, metrics) is SRModel's.
+* Checkpoints (``net_g_<iter>.pth``) and training states (``<iter>.state``) are written atomically,
+  to a temporary name renamed into place: a full disk leaves the previous ones as they were, and
+  stops the run with one line naming the file (BasicSR writes in place, retries three times and
+  then carries on without the checkpoint, leaving a truncated file).
+
+Everything else (losses, EMA, metrics) is SRModel's.
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 from collections import OrderedDict
@@ -38,7 +46,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
 from ..checkpoint import load_weights
-from ..fileio import atomic_path
+from ..fileio import write_bytes_atomic
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -97,7 +105,18 @@ class LESRCNNModel(SRModel):
         self._val_scale = None
         self._multiscale_batch = None
         self.channels_last = False
+        self.scale_seed = opt.get('manual_seed')
+        if opt.get('dist'):
+            seed = [self.scale_seed]
+            torch.distributed.broadcast_object_list(seed, src=0)
+            self.scale_seed = seed[0]
         super().__init__(opt)
+
+    def model_to_device(self, net):
+        if self.opt.get('dist') and self.device.type == 'cpu':  # BasicSR's DDP asks for a CUDA device id
+            return torch.nn.parallel.DistributedDataParallel(
+                net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        return super().model_to_device(net)
 
     # ------------------------------------------------------------------ training
     def init_training_settings(self):
@@ -135,7 +154,7 @@ class LESRCNNModel(SRModel):
         """Move the pair of this iteration's scale to the device; ``None`` for a single-scale batch."""
         if self._multiscale_batch is None:
             return None
-        scale = draw_scale(batch_scales(self._multiscale_batch), self.opt['manual_seed'], current_iter)
+        scale = draw_scale(batch_scales(self._multiscale_batch), self.scale_seed, current_iter)
         self.lq = self._memory_format(self._multiscale_batch[f'lq_x{scale}'].to(self.device))
         self.gt = self._memory_format(self._multiscale_batch[f'gt_x{scale}'].to(self.device))
         return scale
@@ -235,22 +254,61 @@ class LESRCNNModel(SRModel):
         get_root_logger().info(f'Loaded {type(self.get_bare_model(net)).__name__} from {path} '
                                f'({"strictly" if strict else "non-strict"}).')
 
+    # ------------------------------------------------------------------ saving
+    @staticmethod
+    def _save_atomically(obj, path: str) -> None:
+        """``torch.save`` ``obj`` to ``path`` through a temporary file: all of it, or nothing and ``path`` unchanged.
+
+        Serialised in memory first: ``torch.save`` to a file reports a failed write as a
+        ``RuntimeError`` naming no file, whereas ``write_bytes_atomic`` raises an ``OSError`` naming
+        ``path`` (a full disk, a quota, a read-only folder) after removing its temporary file.
+        """
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        try:
+            write_bytes_atomic(path, buffer.getbuffer())
+        except OSError as exc:
+            raise OSError(exc.errno, f'{exc.strerror}; not saved, the files saved before it are kept',
+                          exc.filename) from None
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's ``<net_label>_<iter>.pth`` (``_latest`` for ``current_iter == -1``), written atomically.
+
+        The same file as BasicSR's: ``{param_key: state_dict}`` per network, tensors on the CPU, without
+        DDP's ``module.`` prefix. A failed write raises ``OSError`` naming the file.
+        """
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} parameter keys')
+        checkpoint = {}
+        for net_, key in zip(nets, keys):
+            # Renamed in place, in order, so that the state dict keeps its _metadata (module versions).
+            state_dict = self.get_bare_model(net_).state_dict()
+            for name in list(state_dict):
+                state_dict[name.removeprefix('module.')] = state_dict.pop(name).cpu()
+            checkpoint[key] = state_dict
+        label = 'latest' if current_iter == -1 else current_iter
+        self._save_atomically(checkpoint, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
     # ------------------------------------------------------------ training state
     @master_only
     def save_training_state(self, epoch, current_iter):
-        """SRModel's training state (optimizers, schedulers) plus the fp16 gradient scaler, written atomically."""
+        """SRModel's training state (optimizers, schedulers) plus the fp16 gradient scaler and the seed of
+        the multi-scale draw, written atomically."""
         if current_iter == -1:
             return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers], 'scale_seed': self.scale_seed}
         if self.grad_scaler is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
-        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        self._save_atomically(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
         if self.grad_scaler is not None and 'grad_scaler' in resume_state:
             self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+        # The scale sequence goes on, whatever seed this run drew (manual_seed unset).
+        self.scale_seed = resume_state.get('scale_seed', self.scale_seed)
