@@ -6,7 +6,8 @@ BasicSR's ``train_pipeline`` / ``test_pipeline`` with two differences:
 * the root of ``experiments/``, ``results/`` and ``tb_logger/`` is the current working directory
   (BasicSR's own scripts use the directory above the installed package, i.e. site-packages);
 * resuming loads the training state onto the device the options ask for: BasicSR 1.4.2 maps it to
-  ``torch.cuda.current_device()`` unconditionally, so ``--auto_resume`` fails without a GPU.
+  ``torch.cuda.current_device()`` unconditionally, so ``--auto_resume`` fails without a GPU;
+* ``--launcher pytorch`` on a machine without CUDA uses gloo (``init_dist``): BasicSR's assumes NCCL.
 
 The command line is BasicSR's (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``,
 ``--local_rank``, ``--force_yml``); it is checked here first so that a missing option file or a
@@ -31,13 +32,19 @@ import yaml
 from basicsr import test as basicsr_test
 from basicsr import train as basicsr_train
 from basicsr.utils import check_resume, scandir
+from basicsr.utils import dist_util as basicsr_dist_util
+from basicsr.utils import options as basicsr_options
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
 from ..cli._common import check_constructor_options, valid_names
 from ..cli._common import run as run_command
 from ..data.lmdb_io import check_lmdb_keys, read_meta_info
-from ..errors import ConfigError, DataError
+from ..data.raw_store import MAGIC as RAW_MAGIC
+from ..data.raw_store import decode_raw
+from ..errors import ConfigError, DataError, ImageError, LESRCNNError
+from ..image_io import decode_image
+from ..options_check import BASICSR_OPTIONS, check_option_values
 from ..recipes import resolve_recipe
 
 EPILOG = """\
@@ -158,6 +165,8 @@ def _check_dataset_files(dataset: dict, key: str, source: str) -> None:
 def check_options(args: argparse.Namespace) -> None:
     """Check what BasicSR would otherwise find only after creating ``experiments/<name>/`` (or mid-run).
 
+    * the numbers (``gt_size``, ``total_iter``, ``lr``, ...) against their types and ranges
+      (``options_check.BASICSR_OPTIONS``);
     * every ``network_*``: its ``type`` is in ``ARCH_REGISTRY`` and every other entry is an argument
       of that class (``network_g.upscal`` is named, with the valid names, closest first);
     * ``model_type`` and each dataset's ``type`` are registered;
@@ -170,6 +179,7 @@ def check_options(args: argparse.Namespace) -> None:
     """
     opt = options_with_overrides(args)
     source = args.opt
+    check_option_values(opt, BASICSR_OPTIONS, source)
     architectures = dict(iter(ARCH_REGISTRY))
     for key, value in opt.items():
         if key.startswith('network_'):
@@ -180,6 +190,18 @@ def check_options(args: argparse.Namespace) -> None:
             raise ConfigError(f'{source}: datasets.{phase} must be a mapping of dataset options')
         _check_registered(dataset.get('type'), f'datasets.{phase}.type', DATASET_REGISTRY, 'dataset', source)
         _check_dataset_files(dataset, f'datasets.{phase}', source)
+
+
+def _check_training_state(state: object, path: str) -> None:
+    """Raise ``ConfigError`` unless ``state`` is a BasicSR training state (``<iter>.state``); say what it is instead."""
+    if isinstance(state, dict) and {'iter', 'epoch', 'optimizers', 'schedulers'} <= set(state):
+        return
+    weights = isinstance(state, dict) and (
+        {'params', 'params_ema', 'state_dict'} & set(state) or state and all(
+            isinstance(value, torch.Tensor) for value in state.values()))
+    what = 'network weights' if weights else f'a {type(state).__name__} without "iter"'
+    raise ConfigError(f'{path} is {what}, not a BasicSR training state (experiments/<name>/training_states/'
+                      '<iter>.state); to start from weights, give them as path.pretrain_network_g')
 
 
 def load_resume_state(opt: dict) -> dict | None:
@@ -203,20 +225,118 @@ def load_resume_state(opt: dict) -> dict | None:
 
     device = torch.device('cuda', torch.cuda.current_device()) if opt['num_gpu'] != 0 else torch.device('cpu')
     resume_state = load_untrusted(resume_path, map_location=device)
+    _check_training_state(resume_state, resume_path)
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+def init_dist(launcher: str, backend: str = 'nccl', **kwargs) -> None:
+    """``basicsr.utils.dist_util.init_dist``, with gloo for ``--launcher pytorch`` where there is no GPU.
+
+    BasicSR pins each process to a GPU (``rank % device_count()``) and uses NCCL, which needs one.
+    Without CUDA, torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) starts a gloo
+    group instead. Slurm runs place one process per GPU, so ``--launcher slurm`` still needs GPUs.
+    """
+    if torch.cuda.is_available():
+        basicsr_dist_util.init_dist(launcher, backend, **kwargs)
+    elif launcher == 'pytorch':
+        torch.distributed.init_process_group(backend='gloo')
+    else:
+        raise ConfigError(f'--launcher {launcher} needs GPUs (one process per GPU, NCCL); on a machine without '
+                          'them run several processes with torchrun ... --launcher pytorch (gloo)')
 
 
 @contextlib.contextmanager
 def _basicsr_command_line(prog: str, argv: Sequence[str]) -> Iterator[None]:
     """BasicSR parses ``sys.argv`` itself: hand it ours, and put the original back afterwards."""
-    saved_argv, saved_loader = sys.argv, basicsr_train.load_resume_state
+    saved_argv, saved_loader, saved_init = sys.argv, basicsr_train.load_resume_state, basicsr_options.init_dist
     sys.argv = [prog, *argv]
     basicsr_train.load_resume_state = load_resume_state
+    basicsr_options.init_dist = init_dist
     try:
         yield
     finally:
-        sys.argv, basicsr_train.load_resume_state = saved_argv, saved_loader
+        sys.argv, basicsr_train.load_resume_state, basicsr_options.init_dist = saved_argv, saved_loader, saved_init
+
+
+class SamplesNamed(torch.utils.data.Dataset):
+    """A BasicSR dataset whose unreadable sample stops the run naming the database (or file) and the key.
+
+    BasicSR's datasets decode a damaged PNG to ``None`` and fail on it with an ``AttributeError``
+    naming neither. When a sample fails, each record it reads is read again through the dataset's
+    own file client and decoded (``_unreadable_record``); the first that does not decode is
+    reported. A failure of another kind is left as it is. The run stops: a damaged database is
+    rebuilt, not trained around. Everything else (``opt``, ``len``) is the wrapped dataset's.
+    """
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):
+        if name == 'dataset':  # not set yet (while unpickling in a spawned worker)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            return self.dataset[index]
+        except LESRCNNError:
+            raise
+        except Exception:
+            error = _unreadable_record(self.dataset, index)
+            if error is None:
+                raise
+            raise error from None
+
+
+def _unreadable_record(dataset, index: int) -> DataError | None:
+    """The error of the first record of sample ``index`` that cannot be read or decoded, if any."""
+    client, paths, opt = (getattr(dataset, name, None) for name in ('file_client', 'paths', 'opt'))
+    if client is None or not isinstance(paths, list) or not isinstance(paths[index], dict):
+        return None
+    lmdb_backend = client.backend == 'lmdb'
+    for name, path in paths[index].items():  # gt_path, lq_path, lq_x{k}_path
+        client_key = name.removesuffix('_path')
+        root = opt.get(f'dataroot_{client_key[:2]}', '')
+        source = f'{str(root).format(scale=client_key[4:])}[{path}]' if lmdb_backend else path
+        try:
+            value = bytes(client.get(path, client_key))
+            decode_raw(value, source) if value[:len(RAW_MAGIC)] == RAW_MAGIC else decode_image(value, source)
+        except (lmdb.Error, OSError) as exc:
+            return DataError(f'{source}: cannot be read ({exc}); rebuild the database')
+        except (DataError, ImageError) as exc:
+            return DataError(f'{exc}; rebuild the database' if lmdb_backend else str(exc))
+    return None
+
+
+def _one_line(error: LESRCNNError) -> LESRCNNError:
+    """A user error raised in a dataloader worker, as one line: torch re-raises it with the worker's
+    traceback as its message, whose last line is ``<module>.<class>: <message>``."""
+    text = str(error).rstrip()
+    if '\nOriginal Traceback' not in text:
+        return error
+    return type(error)(text.splitlines()[-1].split(': ', 1)[-1])
+
+
+@contextlib.contextmanager
+def _samples_named() -> Iterator[None]:
+    """BasicSR's pipelines build their datasets wrapped in ``SamplesNamed``, and report a worker's user
+    error in one line."""
+    saved = basicsr_train.build_dataset, basicsr_test.build_dataset
+
+    def build_dataset(dataset_opt: dict):
+        return SamplesNamed(saved[0](dataset_opt))
+
+    basicsr_train.build_dataset = basicsr_test.build_dataset = build_dataset
+    try:
+        yield
+    except LESRCNNError as exc:
+        raise _one_line(exc) from None
+    finally:
+        basicsr_train.build_dataset, basicsr_test.build_dataset = saved
 
 
 def run(pipeline: Callable[[str], None], prog: str, description: str, is_train: bool,
@@ -234,7 +354,7 @@ def run(pipeline: Callable[[str], None], prog: str, description: str, is_train: 
         check_args(args)
         check_options(args)
         # BasicSR parses the command line itself, and its last -opt wins: it reads the resolved file.
-        with _basicsr_command_line(prog, [*argv, '-opt', args.opt]):
+        with _basicsr_command_line(prog, [*argv, '-opt', args.opt]), _samples_named():
             try:
                 pipeline(os.getcwd())
             except lmdb.Error as exc:  # LMDB names the database in its message
