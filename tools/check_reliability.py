@@ -12,18 +12,23 @@ skipped, saying so.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import os
 import resource
 import shlex
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -31,6 +36,7 @@ import lmdb
 import numpy as np
 import torch
 import yaml
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the console scripts of the environment running this script
@@ -221,6 +227,7 @@ def main() -> int:
                 check.run(f'{command[0]} onto a {name} file system', command, 1,
                           lambda err, line=f'error: {name}/{target}: {text}': single_error(line)(err)
                           + [f'left {p.name}' for p in (root / name).iterdir() if p.name != 'filler'])
+        check_downloads_outputs_and_messages(check, root)
     finally:
         for mount in mounts:
             subprocess.run(['umount', '--lazy', str(mount)], check=False)
@@ -228,6 +235,144 @@ def main() -> int:
     print(f'\n{len(check.failed)} unexpected outcome(s) in {time.perf_counter() - started:.0f} s'
           + (': ' + '; '.join(check.failed) if check.failed else ''))
     return 1 if check.failed else 0
+
+
+# ------------------------------------------- downloads, outputs and messages at the edges (issue 20)
+
+
+@contextlib.contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the commands run inside the block."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def hostile_mirror(kind: str) -> Iterator[str]:
+    """A mirror on 127.0.0.1 that streams zeros without end (``endless``, stopped at 64 MB should the
+    cap fail) or accepts connections and never sends a byte (``stalled``); yields its URL."""
+    if kind == 'endless':
+        class Endless(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the client hangs up at the cap
+                    for _ in range(1024):
+                        self.wfile.write(bytes(2**16))
+
+            def log_message(self, format, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Endless)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f'http://127.0.0.1:{server.server_address[1]}/'
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    listener = socket.create_server(('127.0.0.1', 0))
+    connections = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connections.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f'http://127.0.0.1:{listener.getsockname()[1]}/'
+    finally:
+        listener.close()
+        for connection in connections:
+            connection.close()
+
+
+def check_downloads_outputs_and_messages(check: Checker, root: Path) -> None:
+    """The cases of docs/reliability.md, "Downloads, outputs and messages at the edges"."""
+    upscale = ['lesrcnn-upscale', '-c', 'lesrcnn_x2', 'inplace.png', '-o', 'edge_out']
+    cache = root / 'edge_cache'
+    for kind, expected in (('endless', 'is larger than the registered 2510948 bytes'),
+                           ('stalled', 'no data for 2 s (the server stalled')):
+        with hostile_mirror(kind) as url, environment(LESRCNN_WEIGHTS_MIRROR=url, LESRCNN_WEIGHTS_DIR=str(cache),
+                                                      LESRCNN_WEIGHTS_TIMEOUT='2', NO_PROXY='127.0.0.1'):
+            check.run(f'Weights from a mirror that is {kind}', upscale, 1,
+                      lambda err: contains(expected)(err)
+                      + [f'the cache holds {p.name}' for p in (cache.iterdir() if cache.exists() else ())])
+    (root / 'cache_file').write_text('not a folder')
+    with environment(LESRCNN_WEIGHTS_DIR=str(root / 'cache_file')):
+        check.run('LESRCNN_WEIGHTS_DIR that is a file', upscale, 1,
+                  single_error(f'error: {root / "cache_file"}: is a file, not a folder; LESRCNN_WEIGHTS_DIR must name '
+                               'the folder that caches weights files'))
+    check.run('A mistyped weights name', ['lesrcnn-upscale', '-c', 'lesrcnn_2x', 'inplace.png', '-o', 'edge_out'], 1,
+              single_error("error: 'lesrcnn_2x': no such file, and not a registered weights name; registered: "
+                           'lesrcnn_x2, lesrcnn_x3, lesrcnn_x4'))
+
+    from lesrcnn_plugin.archs import LESRCNN
+    from lesrcnn_plugin.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    state = LESRCNN(2, num_feat=16).state_dict()
+    for tensor in state.values():
+        if tensor.ndim == 4:
+            tensor.mul_(4)  # finite weights whose activations exceed fp16's 65504
+    save_checkpoint(state, root / 'loud.pth', 'basicsr')
+    check.run('fp16 on weights whose activations overflow it',
+              ['lesrcnn-upscale', '-c', 'loud.pth', 'inplace.png', '-o', 'fp16_out', '--dtype', 'fp16'], 1,
+              lambda err: single_error('error: inplace.png: the network output holds NaN or Inf values in float16 '
+                                       '(its activations overflow); not written; use --dtype fp32')(err)
+              + (['an output was written'] if (root / 'fp16_out' / 'inplace_x2.png').exists() else []))
+
+    blocker = root / 'out\nerror: forged'
+    blocker.write_text('a file')
+    check.run('An output folder that is a file, with a newline in its name',
+              ['lesrcnn-upscale', '-c', 'w.pth', 'inplace.png', '-o', blocker.name], 1,
+              single_error(r'error: out\nerror: forged: is a file, not a folder; -o/--output names the folder for '
+                           'the outputs'))
+
+    (root / 'frames').mkdir()
+    pages = [Image.fromarray(np.full((24, 24, 3), 60 * i, np.uint8)) for i in range(3)]
+    pages[0].save(root / 'frames' / 'anim.gif', save_all=True, append_images=pages[1:])
+    pages[0].save(root / 'frames' / 'pages.tif', save_all=True, append_images=pages[1:])
+    check.run('A GIF and a 3-page TIFF in a folder', ['lesrcnn-upscale', '-c', 'w.pth', 'frames', '-o', 'frames_out'],
+              0, contains('warning: frames/anim.gif: GIF images are not supported, skipped',
+                          'warning: frames/pages.tif: TIFF of 3 pages; only the first is read'))
+
+    div2k = ['lesrcnn-prepare-div2k', '--input', 'DIV2K', '--workers', '1', '--scales', '2', '--step', '24',
+             '--crop-size', '48', '--storage', 'raw']
+    for output in ('raw_a', 'raw_b'):
+        check.run(f'Raw databases into {output}', div2k + ['--output', output], 0)
+    raw = 'DIV2K_train_HR_sub_raw.lmdb/data.mdb'
+    identical = digest(root / 'raw_a' / raw) == digest(root / 'raw_b' / raw)
+    print(f'  raw LMDBs built twice: {"identical" if identical else "UNEXPECTED: they differ"}')
+    if not identical:
+        check.failed.append('raw LMDBs built twice differ')
+
+    # The first run is paused once it holds its lock, so that the second surely meets it.
+    lock = root / 'raw_c' / '.lesrcnn-prepare-div2k.lock'
+    first = subprocess.Popen([str(BIN / div2k[0]), *div2k[1:], '--output', 'raw_c'], cwd=root,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while first.poll() is None and not (lock.is_file() and lock.read_text().startswith('pid')):
+        time.sleep(0.005)
+    if first.poll() is None:
+        first.send_signal(signal.SIGSTOP)
+        try:
+            check.run('A second lesrcnn-prepare-div2k run into the same folder', div2k + ['--output', 'raw_c'], 1,
+                      contains(f'error: raw_c: another lesrcnn-prepare-div2k run (pid {first.pid} on '))
+        finally:
+            first.send_signal(signal.SIGCONT)
+    else:
+        check.failed.append('the first lesrcnn-prepare-div2k run was never seen holding its lock')
+    if first.wait(timeout=300) != 0:
+        check.failed.append('the first lesrcnn-prepare-div2k run failed')
 
 
 if __name__ == '__main__':
