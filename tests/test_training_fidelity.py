@@ -282,3 +282,17 @@ def test_mmagic_scale_draw_is_uniform_and_survives_a_resume():
     sd = np.sqrt(batches * (1 / 3) * (2 / 3))
     assert np.all(np.abs(counts - batches / 3) < 4.5 * sd), counts
     assert scales_of(batches // 2, 1000) == sequence[batches // 2:batches // 2 + 1000]
+
+
+def test_bf16_autocast_trains_and_tracks_fp32():
+    """``train: amp: bf16`` on the x2 recipe, a few iterations (tools/check_mixed_precision.py runs 300
+    for docs/benchmarks.md): finite losses within 5% of fp32's at every iteration."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('check_mixed_precision', REPO / 'tools' / 'check_mixed_precision.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = tool.batches(iters=4, batch=2, lr_patch=12)
+    fp32, bf16 = tool.train_losses('false', data, 'cpu'), tool.train_losses('bf16', data, 'cpu')
+    assert all(np.isfinite(fp32)) and all(np.isfinite(bf16))
+    assert fp32 != bf16, 'bf16 autocast must change the arithmetic'
+    assert tool.compare(fp32, bf16, window=1)['max_raw'] < 0.05
