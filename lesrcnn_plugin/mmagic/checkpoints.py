@@ -74,7 +74,13 @@ def load_from_local_as_data(filename: str, map_location=None) -> Mapping:
 
     The names follow mmengine's ``load_from_<backend>`` convention, which its log line quotes.
     """
-    return as_mmagic_checkpoint(load_untrusted(Path(filename).expanduser(), map_location=map_location), filename)
+    checkpoint = load_untrusted(Path(filename).expanduser(), map_location=_on_cpu_by_default(map_location))
+    return as_mmagic_checkpoint(checkpoint, filename)
+
+
+def _on_cpu_by_default(map_location):
+    # mmengine's None means "where it was saved": the authors' files were saved on a GPU.
+    return 'cpu' if map_location is None else map_location
 
 
 def load_from_http_as_data(url: str, map_location=None) -> Mapping:
@@ -84,7 +90,7 @@ def load_from_http_as_data(url: str, map_location=None) -> Mapping:
     if downloaded:
         download_checkpoint(url, path)
     try:
-        checkpoint = load_untrusted(path, map_location=map_location)
+        checkpoint = load_untrusted(path, map_location=_on_cpu_by_default(map_location))
     except CheckpointError as exc:
         if downloaded:  # not kept in the cache, where it would stand for the URL at the next run
             path.unlink(missing_ok=True)
