@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..checkpoint import load_model, resolve_source
+from ..checkpoint import load_checkpoint
 from ..errors import LESRCNNError
 from ..export import (DEFAULT_OPSET, FP16_TOLERANCE, FP32_TOLERANCE, NonFiniteOutputError, export_onnx,
                       onnx_parity)
@@ -51,10 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def export(args: argparse.Namespace) -> None:
     require('onnx', needed_by='lesrcnn-export-onnx')
     tolerance = args.atol if args.atol is not None else (FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE)
-    checkpoint = resolve_source(args.checkpoint)
     output = Path(args.output)
-    OutputGuard([checkpoint], args.overwrite).check(output)
-    model = load_model(checkpoint, args.arch, args.scale, args.variant)
+    loaded = load_checkpoint(args.checkpoint, args.arch, args.scale, args.variant)  # resolves a weights name once
+    OutputGuard([loaded.path], args.overwrite).check(output)
+    model = loaded.model
     # The export becomes `output` only if the parity check passes; otherwise it is deleted.
     with atomic_path(output) as candidate:
         try:
