@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -268,3 +269,104 @@ def test_time_networks_interleaves_any_networks(helper_module):
                             warmup=1, repeats=2)
     assert [timing.rounds for timing in timings] == [2, 2]
     assert all(timing.p10 <= timing.median <= timing.p90 for timing in timings)
+
+
+# --------------------------------------------------------------------------------------------------
+# The rows of docs/comparison.md (tools/comparison_networks.py): each is the published network
+
+
+@pytest.fixture
+def comparison_tools(monkeypatch):
+    """tools/ on the import path: the comparison's row list and its fold."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / 'tools'))
+    import comparison_deploy
+    import comparison_networks
+    import make_comparison
+    return comparison_networks, comparison_deploy, make_comparison
+
+
+def _entries():
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
+    try:
+        from comparison_networks import ENTRIES
+    finally:
+        sys.path.pop(0)
+    return ENTRIES
+
+
+@pytest.mark.parametrize('entry', _entries(), ids=lambda entry: entry.label)
+def test_each_row_has_the_published_parameter_count(entry, comparison_tools):
+    """Built as the page builds it (no forward pass beyond the scale probe), the deployed network has the
+    parameter count its row states, to the printed precision; a row that says it differs does differ."""
+    if entry.needs:  # BasicSR imports through the package's integration, which makes it importable
+        pytest.importorskip('lesrcnn_plugin.basicsr' if entry.needs == 'basicsr' else entry.needs)
+    networks, _, generator = comparison_tools
+    network, deployed = generator.build(entry)
+    params = sum(p.numel() for p in deployed.parameters())
+    if entry.params.differs:
+        assert not networks.params_match(entry.params.printed, params), entry.params.differs
+    else:
+        assert networks.params_match(entry.params.printed, params), (params, entry.params.printed)
+    trained = sum(p.numel() for p in network.module.parameters())
+    assert (trained > params) == entry.deployed  # folding removes parameters exactly where a row says it is folded
+
+
+def test_params_match_reads_the_printed_precision(comparison_tools):
+    match = comparison_tools[0].params_match
+    assert match('792K', 792_499) and match('792K', 791_500) and not match('792K', 805_376)
+    assert match('1.5M', 1_517_571) and not match('1.5M', 1_551_000)
+    assert match('11,840', 11_840) and not match('11,840', 11_841)
+
+
+def test_spans_fold_is_exact_and_counts_the_folded_network(comparison_tools):
+    pytest.importorskip('spandrel')
+    from spandrel.architectures.SPAN import SPAN
+
+    _, fold, _ = comparison_tools
+    torch.manual_seed(0)
+    network = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2)
+    deployed, folded = fold.deploy(network)
+    assert folded == 1 + 6 * 3 + 1  # conv_1, three per block, conv_2
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        branches = network.train()(x)  # the training forward: every branch, nothing folded
+        assert torch.allclose(deployed(x), branches, atol=1e-4)
+    counted = count_complexity(resolve_network('spandrel.architectures.SPAN:SPAN', {
+        'num_in_ch': 3, 'num_out_ch': 3, 'feature_channels': 8, 'upscale': 2}).module, input_size(2, lr=(9, 11)))
+    expected = independent_counts(deployed, (9, 11))
+    # spandrel's network re-folds its kernels at every eval forward; the deployed one does not.
+    assert expected['macs'] < counted.total.macs and expected['params'] < counted.total.params
+    assert expected['params'] == 3 * 8 * 9 + 8 + 19 * (8 * 8 * 9 + 8) + 32 * 8 + 8 + 8 * 12 * 9 + 12
+
+
+def test_ecbsr_fold_is_exact_on_y(comparison_tools):
+    pytest.importorskip('lesrcnn_plugin.basicsr')
+    from basicsr.archs.ecbsr_arch import ECBSR
+
+    _, fold, _ = comparison_tools
+    torch.manual_seed(0)
+    network = ECBSR(num_in_ch=1, num_out_ch=1, num_block=2, num_channel=4, with_idt=False, act_type='prelu', scale=2)
+    deployed, folded = fold.deploy(network)
+    assert folded == 4
+    y = torch.rand(1, 1, 7, 9)
+    with torch.no_grad():
+        assert torch.allclose(deployed(y), network.train()(y), atol=1e-5)
+        rgb = torch.rand(1, 3, 7, 9)  # the Y network under the RGB calling contract runs on channel 0
+        assert torch.equal(fold.LumaInput(deployed)(rgb), deployed(rgb[:, :1]))
+    # Folded: one 3x3 convolution per block and the PReLUs of all but the last.
+    assert sum(p.numel() for p in deployed.parameters()) == (9 * 4 + 4) + 3 * (4 * 4 * 9 + 4) + 3 * 4
+
+
+def test_plot_ticks_are_plain_numbers(comparison_tools, tmp_path):
+    pytest.importorskip('matplotlib')
+    import comparison_page
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots()
+    row = {'label': 'A x4', 'psnr_of': None}
+    comparison_page._scatter(axis, [(row, 30.0, 'quoted, RGB network', 0.7), (row, 31.0, 'quoted, RGB network', 420)])
+    figure.canvas.draw()
+    labels = [tick.get_text() for tick in axis.get_xticklabels() if tick.get_text()]
+    plt.close(figure)
+    assert labels and all(label.replace('.', '').isdigit() for label in labels), labels

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 
+from lesrcnn_plugin.benchmark import load, paper
+from lesrcnn_plugin.benchmark.load import MachineBusyError, wait_until_idle
+from lesrcnn_plugin.benchmark.paper import time_paper_table8
 from lesrcnn_plugin.benchmark.plots import read_results
-from lesrcnn_plugin.benchmark.timing import ROOFLINE_MACS, Setting, settings_grid
+from lesrcnn_plugin.benchmark.timing import ROOFLINE_MACS, Setting, Timing, settings_grid
 from lesrcnn_plugin.cli import measure_runtime
 from lesrcnn_plugin.complexity import count_complexity, input_size
 from lesrcnn_plugin.archs import LESRCNN
@@ -55,8 +59,14 @@ def test_tiny_run_writes_valid_outputs(tmp_path):
             'roofline fraction, fast channels_last'} <= names
     # Speed targets are documentation (docs/benchmarks.md), not output.
     assert 'targets' not in document
-    assert all(set(item) == {'comparison', 'size', 'threads', 'value', 'max_abs_diff'}
+    assert all(set(item) == {'comparison', 'size', 'threads', 'value', 'max_abs_diff', 'low', 'high'}
                for item in document['comparisons'])
+    for item in document['comparisons']:  # a speed-up's range brackets it; a roofline fraction has none
+        assert item['low'] is None or item['low'] <= item['value'] <= item['high']
+    for row in nets:
+        assert row['spread'] == pytest.approx((row['p90_ms'] - row['p10_ms']) / row['median_ms'])
+        assert row['unstable'] == (row['spread'] > 0.2)
+    assert document['environment']['load_average'] and 'load_average_after' in document['environment']
     assert document['environment']['torch']
 
     with (out / 'runtime.csv').open() as handle:
@@ -88,3 +98,51 @@ def test_user_errors_exit_non_zero(tmp_path, capsys):
     assert measure_runtime.main(['--lr-size', '8x8', '--results-file', str(tmp_path / 'none.csv'),
                                  '--output-dir', str(tmp_path), '--quiet']) == 1
     assert 'none.csv' in capsys.readouterr().err
+
+
+def test_threads_default_to_one_and_all_cores(monkeypatch):
+    monkeypatch.setattr(measure_runtime, 'cpu_count', lambda: 4)
+    assert measure_runtime.default_threads('cpu') == [1, 4]
+    monkeypatch.setattr(measure_runtime, 'cpu_count', lambda: 1)
+    assert measure_runtime.default_threads('cpu') == [1]
+    assert measure_runtime.default_threads('cuda') == [None]
+
+
+def test_wait_until_idle_waits_then_refuses():
+    loads = iter([(5.0, 1, 1), (3.0, 1, 1), (1.5, 1, 1)])
+    slept = []
+    assert wait_until_idle(60, poll_s=10, limit=2, read_load=lambda: next(loads), sleep=slept.append) == 1.5
+    assert slept == [10, 10]
+    slept.clear()
+    with pytest.raises(MachineBusyError, match='load average is 9.00, above the 2 cores, after waiting 25 s'):
+        wait_until_idle(25, poll_s=10, limit=2, read_load=lambda: (9.0, 9, 9), sleep=slept.append)
+    assert slept == [10, 10, 5]  # bounded: never more than the wait asked for
+    assert wait_until_idle(0, limit=2, read_load=lambda: None) is None  # no load average: nothing to wait for
+
+
+def test_require_idle_refuses_on_a_busy_machine(tmp_path, monkeypatch, capsys):
+    busy = os.cpu_count() + 5.0
+    monkeypatch.setattr(load, 'load_average', lambda: (busy, busy, busy))
+    argv = ['--lr-size', '8x8', '--require-idle', '--idle-wait', '1', '--output-dir', str(tmp_path), '--quiet']
+    assert measure_runtime.main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith('error: --require-idle: the load average is') and '\n' not in error
+    assert not list(tmp_path.iterdir())  # refused before measuring: nothing written
+
+
+def test_paper_table8_table_and_refusal(tmp_path, capsys):
+    timings = [paper.PaperTiming(name, size, Timing(0.02, 0.019, 0.03, 5, 1))
+               for name in paper.NETWORKS for size in paper.SIZES]
+    assert timings[2].to_dict()['paper_s'] == 0.0222 and timings[3].to_dict()['paper_s'] is None
+    markdown = paper.format_paper_markdown(timings, 'this CPU')
+    assert '| LESRCNN | 1024x1024 | 0.0200 | 0.0190 | 0.0300 | 55% UNSTABLE | 0.0222 |' in markdown
+    assert 'MemNet 0.8774 / 3.605 / 14.69' in markdown and 'GPU not named' in markdown
+    assert measure_runtime.main(['--preset', 'paper-table8', '--lr-size', '8x8', '--output-dir', str(tmp_path)]) == 1
+    assert 'give it alone' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_paper_table8_times_the_family_in_one_run():
+    timings = time_paper_table8(threads=1, warmup=0, repeats=1, sizes=('256',))
+    assert [(item.network, item.size) for item in timings] == [(name, '256') for name in paper.NETWORKS]
+    assert all(item.timing.rounds == 1 and item.timing.median > 0 for item in timings)

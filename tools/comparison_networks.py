@@ -1,8 +1,12 @@
-"""The networks of docs/comparison.md, and the PSNR figures quoted beside them (data for make_comparison.py).
+"""The networks of docs/comparison.md, the published figures checked against them, and the PSNR quoted
+beside them (data for make_comparison.py).
 
-Every network is built from its own framework's code, with the configuration its paper reports, and
-named by the spec ``lesrcnn-count-flops --arch`` takes. A quoted figure is copied from the table named
-in ``source``; where no figure could be confirmed from a paper, the entry has none rather than a guess.
+Every row is built from its own framework's code in the configuration of the published table it is
+compared with (``variant``), named by the spec ``lesrcnn-count-flops --arch`` takes. Its parameter
+count is checked (tests/test_comparison.py) against ``params``: a published figure, or a closed form,
+and where the count does not match the published figure the row says why. A quoted PSNR is copied from
+the table named in its ``source`` and only where that table was read; figures that circulate but
+could not be checked against their primary table are named in ``unverified`` instead of being quoted.
 """
 from __future__ import annotations
 
@@ -10,11 +14,33 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
+class ParamsFigure:
+    """The parameter count a row is checked against.
+
+    Attributes:
+        printed: As printed: ``'792K'`` (checked to that rounding) or ``'11,840'`` (exact).
+        source: Where it is printed, or the closed form it comes from.
+        differs: Why the deployed count does not match it ('' when it matches).
+    """
+    printed: str
+    source: str
+    differs: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
 class Quote:
-    """Published x4 PSNR (dB, Y channel) and where it was published."""
+    """Published x4 PSNR (dB, Y channel) and the table it was read from."""
     set5: float | None
     urban100: float | None
     source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """Set5 PSNR / SSIM (Y) measured with this package (authors' weights, EDSR layout, SR rounded)."""
+    scale: int
+    psnr: float
+    ssim: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,85 +49,142 @@ class Entry:
 
     Attributes:
         label: Row name.
+        variant: The configuration of the published table the row stands for.
         spec: ``--arch`` spec (``LESRCNN``, ``basicsr:EDSR``, ``mmagic:SRCNNNet``, ``module:callable``).
         kwargs: Constructor arguments.
-        framework: Where the code comes from (a column of the table).
+        framework: Where the code comes from.
+        params: The figure its parameter count is checked against.
         needs: Module that must import for the row to be built (its extra), or ``None``.
-        scale: Scale to build a LESRCNN-family network with (others carry it in ``kwargs``).
-        quote: Published PSNR, when one was confirmed.
+        scale: Scale to build with (LESRCNN family; and networks whose scale a 3-channel probe cannot read).
+        luma: The published network works on Y: built with one input channel, run on the first channel.
+        deployed: The published network is the re-parameterised one (``comparison_deploy.deploy``).
+        quote: Published PSNR, where its table was read.
         psnr_of: The network the quote belongs to, when it is not exactly this one.
-        measured_set5: Set5 x4 PSNR measured by this package's test (LESRCNN x4 with the authors' weights).
+        measured: Set5 figures measured here (LESRCNN with the authors' weights).
+        unverified: Figures that circulate for this network but could not be checked against their table.
         note: What a reader must know to compare the row.
     """
     label: str
+    variant: str
     spec: str
     kwargs: dict
     framework: str
+    params: ParamsFigure
     needs: str | None = None
     scale: int | None = None
+    luma: bool = False
+    deployed: bool = False
     quote: Quote | None = None
     psnr_of: str | None = None
-    measured_set5: float | None = None
+    measured: tuple[Measured, ...] = ()
+    unverified: str = ''
     note: str = ''
 
 
 SWINIR_LIGHT = dict(upscale=4, img_size=64, window_size=8, img_range=1.0, depths=[6, 6, 6, 6], embed_dim=60,
                     num_heads=[6, 6, 6, 6], mlp_ratio=2, upsampler='pixelshuffledirect', resi_connection='1conv')
+#: Set5 with the authors' released weights (README; tests/test_weights.py checks them to 4 decimals).
+LESRCNN_SET5 = (Measured(2, 37.7957, 0.9598), Measured(3, 34.0247, 0.9243), Measured(4, 31.9215, 0.8915))
+LESRCNN_PAPER = ('The paper\'s own Set5 table could not be read here (no text copy of it was found), so it is '
+                 'not quoted; the paper reports Urban100 x2 31.45 dB (README).')
 
 ENTRIES = (
-    Entry('LESRCNN x2', 'LESRCNN', {}, 'this package', scale=2,
-          note='x2 network: the x4 PSNR columns do not apply. The paper reports Urban100 x2 31.45 dB.'),
-    Entry('LESRCNN x4', 'LESRCNN', {}, 'this package', scale=4, measured_set5=31.92,
-          note='Set5 measured here with the authors\' released x4 weights (README; `lesrcnn-test`, EDSR layout).'),
-    Entry('DualKernelLESRCNN x2', 'DualKernelLESRCNN', {}, 'this package', scale=2,
-          note='x2 network (the upgraded LESRCNN); no released weights.'),
-    Entry('MultiScaleLESRCNN (LESRCNN-S), x4 branch', 'MultiScaleLESRCNN', {}, 'this package', scale=4,
+    Entry('LESRCNN x2', 'released code and weights (x2)', 'LESRCNN', {}, 'this package', scale=2,
+          params=ParamsFigure('516K', 'LESRCNN paper, Table 9',
+                              'the released code holds 626,328; no block accounts for the 110K '
+                              '(docs/complexity.md)'),
+          measured=LESRCNN_SET5[:1], note=LESRCNN_PAPER),
+    Entry('LESRCNN x4', 'released code and weights (x4)', 'LESRCNN', {}, 'this package', scale=4,
+          params=ParamsFigure('774,040', 'closed form of the released x4 code (docs/complexity.md)'),
+          measured=LESRCNN_SET5[2:], note=LESRCNN_PAPER),
+    Entry('DualKernelLESRCNN x2', 'upgraded LESRCNN of the authors\' repository (x2)', 'DualKernelLESRCNN', {},
+          'this package', scale=2,
+          params=ParamsFigure('855,704', 'closed form of the authors\' code (README)'),
+          note='No released weights.'),
+    Entry('MultiScaleLESRCNN (LESRCNN-S), x4 branch', 'LESRCNN-S of the authors\' repository', 'MultiScaleLESRCNN',
+          {}, 'this package', scale=4, params=ParamsFigure('1,254,104', 'closed form of the authors\' code (README)'),
           note='Parameters include the x2, x3 and x4 upsamplers; MACs those of x4 only.'),
-    Entry('EDSR-baseline x4', 'basicsr:EDSR',
+    Entry('EDSR-baseline x4', 'EDSR-baseline: 16 blocks, 64 channels, RGB', 'basicsr:EDSR',
           dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4), 'BasicSR', needs='basicsr',
-          note='No PSNR quoted: the figure commonly listed for EDSR-baseline could not be traced to a primary '
-               'table when this page was written.'),
-    Entry('MSRResNet x4', 'basicsr:MSRResNet', dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4),
-          'BasicSR', needs='basicsr',
-          quote=Quote(32.05, None, 'SRResNet, Ledig et al., CVPR 2017 (SRGAN paper), Table 2; Urban100 not reported'),
+          params=ParamsFigure('1.5M', 'EDSR paper (Lim et al., CVPRW 2017), Table 1 (baseline)'),
+          unverified='Set5 / Urban100 x4 32.09 / 26.04 circulate for EDSR-baseline; the table they come from '
+                     'could not be read here.'),
+    Entry('MSRResNet x4', 'BasicSR\'s MSRResNet (SRResNet without batch normalisation)', 'basicsr:MSRResNet',
+          dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4), 'BasicSR', needs='basicsr',
+          params=ParamsFigure('1,517,571', 'closed form: 16 residual blocks of two 64->64 3x3 convolutions, head, '
+                                            'two x2 upsamplers, two output convolutions'),
+          quote=Quote(32.05, None, 'SRResNet, Ledig et al., CVPR 2017 (SRGAN paper), Table 2'),
           psnr_of='SRResNet',
-          note='BasicSR\'s MSRResNet is SRResNet without batch normalisation: the quoted PSNR is the original '
-               'SRResNet\'s.'),
-    Entry('SRVGGNetCompact x4', 'basicsr:SRVGGNetCompact_basicsr',
+          note='The quoted PSNR is the original SRResNet\'s (with batch normalisation), not MSRResNet\'s.'),
+    Entry('SRVGGNetCompact x4', 'Real-ESRGAN\'s compact network (realesr-general-x4v3: 32 convs)',
+          'basicsr:SRVGGNetCompact_basicsr',
           dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type='prelu'), 'BasicSR',
-          needs='basicsr', note='Real-ESRGAN\'s compact network, trained for real-world degradations: no bicubic '
-                                'PSNR published.'),
-    Entry('ECBSR-M4C16 x4', 'basicsr:ECBSR',
-          dict(num_in_ch=3, num_out_ch=3, num_block=4, num_channel=16, with_idt=False, act_type='prelu', scale=4),
-          'BasicSR', needs='basicsr',
-          note='Parameters are the training-time (multi-branch) ones; in eval mode BasicSR\'s ECBSR re-folds them '
-               'into one 3x3 kernel per block at every forward, which is what the MACs count. Counted on the CPU '
-               '(its folding does not run on the meta device).'),
-    Entry('SwinIR-light x4', 'spandrel.architectures.SwinIR:SwinIR', SWINIR_LIGHT, 'spandrel', needs='spandrel',
-          quote=Quote(32.44, 26.47, 'SwinIR, Liang et al., ICCV Workshops 2021, Table 3 (lightweight SR)'),
-          note='spandrel\'s SwinIR pads the input to a multiple of the window (8), as the authors\' test does; '
-               'BasicSR\'s does not and refuses a 180x320 input. The paper\'s 897K parameters exclude the 24 '
-               'relative-position bias tables (15 x 15 x 6 = 1,350 each). It gives 49.6G Mult-Adds at 720p, '
-               'about 19% below the count here for the unpadded 180x320 input (61.3G; the layers\' closed form '
-               'gives the same); how the paper counted is not stated, so the gap is not explained here. At any '
-               'input size but img_size (64x64) this code rebuilds its shifted-window attention masks on the CPU '
-               'at every call and copies them to the device, which dominates its GPU time.'),
-    Entry('SRCNN x4', 'mmagic:SRCNNNet', dict(channels=(3, 64, 32, 3), kernel_sizes=(9, 1, 5), upscale_factor=4),
-          'MMagic', needs='mmagic',
-          quote=Quote(30.48, 24.52, 'SRCNN 9-5-5 as evaluated in VDSR, Kim et al., CVPR 2016, Table 3'),
-          note='Runs at HR after a bicubic upsampling (not counted); the paper\'s SRCNN works on the Y channel, '
-               'MMagic\'s on RGB.'),
-    Entry('SPAN x4 (48 channels)', 'spandrel.architectures.SPAN:SPAN',
-          dict(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=4), 'spandrel', needs='spandrel',
-          note='Parameters include the training-time branches beside the folded eval kernels; spandrel\'s SPAN '
-               're-folds its kernels at every eval forward (weight-sized convolutions, a constant ~0.72 GMAC that '
-               'the MACs include and mmengine\'s trace does not see).'),
-    Entry('SAFMN x4', 'spandrel.architectures.SAFMN:SAFMN', dict(dim=36, n_blocks=8, ffn_scale=2.0,
-                                                                  upscaling_factor=4), 'spandrel', needs='spandrel'),
-    Entry('OmniSR x4', 'spandrel.architectures.OmniSR:OmniSR',
+          needs='basicsr', params=ParamsFigure('621,424', 'closed form: 17 3x3 convolutions and 17 PReLUs'),
+          note='Built with 16 convolutions (BasicSR\'s default); trained for real-world degradations: no '
+               'bicubic PSNR published.'),
+    Entry('ECBSR-M4C16 x4', 'ECBSR-M4C16 as deployed: Y channel, branches folded', 'basicsr:ECBSR',
+          dict(num_in_ch=1, num_out_ch=1, num_block=4, num_channel=16, with_idt=False, act_type='prelu', scale=4),
+          'BasicSR', needs='basicsr', scale=4, luma=True, deployed=True,
+          params=ParamsFigure('11,840', 'closed form of the folded network: six 3x3 convolutions (1->16, 4x '
+                                        '16->16, 16->16) and five 16-channel PReLUs'),
+          unverified='ECBSR\'s published table (Zhang et al., ACM MM 2021) could not be read here.',
+          note='The authors train and deploy on Y (`colors: 1`); the trained network carries the edge-oriented '
+               'branches that fold into one 3x3 convolution per block.'),
+    Entry('SwinIR-light x4', 'SwinIR lightweight (60 channels, 4 RSTB of 6 layers)',
+          'spandrel.architectures.SwinIR:SwinIR', SWINIR_LIGHT, 'spandrel', needs='spandrel',
+          params=ParamsFigure('897K', 'SwinIR paper (Liang et al., ICCVW 2021), Table 3',
+                              'the count here includes the 24 relative-position bias tables (15 x 15 x 6 = 1,350 '
+                              'each, 32,400), which the paper\'s figure leaves out'),
+          quote=Quote(32.44, 26.47, 'SwinIR, Liang et al., ICCV Workshops 2021, Table 3 '
+                                                  '(lightweight SR)'),
+          note='spandrel\'s SwinIR pads the input to a multiple of the window (8), as the authors\' test does. '
+               'The paper gives 49.6G Mult-Adds at 720p, 19% below the count here (61.3G for the unpadded '
+               '180x320 input); how the paper counted is not stated. At any input size but img_size (64x64) '
+               'this code rebuilds its attention masks at every call, which dominates its GPU time.'),
+    Entry('SRCNN x4', 'SRCNN 9-5-5, Y channel (as evaluated in VDSR\'s Table 3)', 'mmagic:SRCNNNet',
+          dict(channels=(1, 64, 32, 1), kernel_sizes=(9, 5, 5), upscale_factor=4), 'MMagic', needs='mmagic',
+          scale=4, luma=True,
+          params=ParamsFigure('57,281', 'closed form: 9x9 1->64, 5x5 64->32, 5x5 32->1 with biases (57K)'),
+          quote=Quote(30.48, 24.52, 'SRCNN as evaluated in VDSR, Kim et al., CVPR 2016, Table 3'),
+          note='Runs at HR after a bicubic upsampling (not counted). MMagic\'s default is a 9-1-5 RGB network '
+               '(20K parameters); the PSNR belongs to the 9-5-5 Y network built here.'),
+    Entry('SPAN x4 (48 channels)', 'SPAN, 48 channels, deployed (re-parameterised)',
+          'spandrel.architectures.SPAN:SPAN', dict(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=4),
+          'spandrel', needs='spandrel', deployed=True,
+          params=ParamsFigure('426,288', 'closed form of the folded 48-channel network (the 498K often cited is '
+                                         'the folded 52-channel network: 498,208)'),
+          unverified='SPAN\'s published PSNR table (NTIRE 2024 ESR report) could not be read here.',
+          note='spandrel keeps the training branches (2.24M parameters with them) and re-folds them at every eval '
+               'forward; the row counts and times the folded network (comparison_deploy.py, exact fold).'),
+    Entry('SAFMN x4', 'SAFMN efficient SR (36 channels, 8 blocks)', 'spandrel.architectures.SAFMN:SAFMN',
+          dict(dim=36, n_blocks=8, ffn_scale=2.0, upscaling_factor=4), 'spandrel', needs='spandrel',
+          params=ParamsFigure('240K', 'SAFMN paper (Sun et al., ICCV 2023), Table 1'),
+          unverified='Set5 / Urban100 x4 32.18 / 25.97 circulate for SAFMN; its tables are images in the authors\' '
+                     'repository and could not be read here.'),
+    Entry('OmniSR x4', 'Omni-SR (64 channels, 5 OSAG), DIV2K-trained row', 'spandrel.architectures.OmniSR:OmniSR',
           dict(num_in_ch=3, num_out_ch=3, num_feat=64, block_num=1, window_size=8, res_num=5, up_scale=4),
-          'spandrel', needs='spandrel'),
-    Entry('PLKSR x4 (spandrel defaults)', 'spandrel.architectures.PLKSR:PLKSR', dict(upscaling_factor=4), 'spandrel',
-          needs='spandrel', note='spandrel\'s default configuration (dim 64, 28 blocks, 17x17 kernels): not a '
-                                 'lightweight network; shown for scale.'),
+          'spandrel', needs='spandrel',
+          params=ParamsFigure('792K', 'Omni-SR paper (Wang et al., CVPR 2023), abstract',
+                              'FLAGGED: 805,376 here, and the authors\' code gives the same; no subset of the '
+                              'parameters (relative-position biases 9,000, layer norms 5,120) accounts for '
+                              'the 13K'),
+          unverified='Set5 / Urban100 x4 32.49 / 26.64 circulate for the DIV2K-trained Omni-SR; the table could not '
+                     'be read here (the abstract\'s 26.95 dB is the DF2K-trained network).'),
+    Entry('PLKSR x4', 'PLKSR, the authors\' x4 configuration (DCCM, 28 blocks, 17x17)',
+          'spandrel.architectures.PLKSR:PLKSR', dict(upscaling_factor=4, ccm_type='DCCM'), 'spandrel',
+          needs='spandrel', params=ParamsFigure('7,386,096', 'closed form of the authors\' x4 configuration'),
+          unverified='Set5 / Urban100 x4 32.54 / 26.69 circulate for PLKSR; the table could not be read here.',
+          note='Not a lightweight network (7.4M parameters); shown for scale. No re-parameterisation in this '
+               'configuration (lk_type PLK).'),
 )
+
+
+def params_match(printed: str, count: int) -> bool:
+    """Whether ``count`` is the figure ``printed``, to the precision it is printed with: ``'792K'`` is
+    791,500-792,499, ``'1.5M'`` 1.45M-1.55M, ``'11,840'`` exactly 11,840."""
+    text = printed.replace(',', '')
+    unit = {'K': 1_000, 'M': 1_000_000}.get(text[-1:], 1)
+    number = text[:-1] if unit > 1 else text
+    decimals = len(number.partition('.')[2])
+    step = unit / 10 ** decimals
+    return round(count / step) == round(float(number) * unit / step)

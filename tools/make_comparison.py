@@ -4,16 +4,20 @@
     python tools/make_comparison.py                 # this machine's CPU: counts, cross-check, CPU runtime
     python tools/make_comparison.py --device cuda   # on a GPU machine: adds the GPU runtime section
 
-The CPU run builds each network of ``comparison_networks.ENTRIES`` from its own framework (rows whose
-extra is missing are listed as skipped), counts it with ``lesrcnn_plugin.complexity`` at the NTIRE
-input (256x256 LR) and at a 720p output, counts it again with ``mmengine.analysis`` at a 32x32 LR
-input, and times all of them. A ``--device cuda`` run keeps those counts (they do not depend on the
-device) and times every network it can build there. Each run keeps the other device's timings from
-``docs/comparison_data.json``, then rewrites that file, ``docs/comparison.md`` and the two plots
-beside it (``comparison_psnr_macs.png``, ``comparison_psnr_runtime.png``).
+The CPU run builds each network of ``comparison_networks.ENTRIES`` from its own framework in the
+configuration of the published table it stands for (rows whose extra is missing are listed as
+skipped), folds the re-parameterised ones (``comparison_deploy``), counts the parameters as trained and
+as deployed, counts the deployed network with ``lesrcnn_plugin.complexity`` at the NTIRE input
+(256x256 LR) and at a 720p output, counts it again with ``mmengine.analysis`` at a 32x32 LR input, and
+times all of them. A ``--device cuda`` run keeps those counts (they do not depend on the device) and
+times every network it can build there. Each run keeps the other device's timings from
+``docs/comparison_data.json`` (dropping those of rows whose network has changed since), then rewrites
+that file, ``docs/comparison.md`` and the three plots beside it.
 
-Runtime: on a CPU, every network in one interleaved run (``benchmark.time_networks``: median of
-``--repeats`` rounds after ``--warmup`` calls) at a 256x256 output; on CUDA, the NTIRE ESR convention
+Runtime, CPU: every deployed network in one interleaved run (``benchmark.time_networks``: median and
+p10/p90 of ``--repeats`` rounds after ``--warmup`` calls) at a 256x256 output, once with one thread
+pinned and once with all the cores; the load average is recorded before and after, and
+``--require-idle`` waits for it to drop below the core count first. CUDA: the NTIRE ESR convention
 (``benchmark.ntire_runtime``: per-image CUDA events, mean of ``--repeats`` images) at the 256x256 LR
 input, and LESRCNN x2 also at the paper's Table 8 sizes (256, 512 and 1024 outputs).
 """
@@ -28,10 +32,13 @@ import time
 import warnings
 
 import torch
+from torch import nn
 
-from comparison_networks import ENTRIES, Entry
+from comparison_deploy import LumaInput, deploy
+from comparison_networks import ENTRIES, Entry, params_match
 from comparison_page import render_page, write_plots
 from lesrcnn_plugin.benchmark import environment, ntire_runtime, resolve_device, time_networks
+from lesrcnn_plugin.benchmark.load import cpu_count, load_average, wait_until_idle
 from lesrcnn_plugin.complexity import count_complexity, input_size
 from lesrcnn_plugin.complexity_crosscheck import cross_check
 from lesrcnn_plugin.fileio import write_text_atomic
@@ -48,29 +55,46 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:N]: where the runtime is measured')
     parser.add_argument('--output-dir', default='docs', help='folder of comparison.md, its plots and its data')
     parser.add_argument('--warmup', type=int, help='untimed calls per network (default: 1 on a CPU, 10 on CUDA)')
-    parser.add_argument('--repeats', type=int, help='CPU: interleaved rounds (default 3); CUDA: timed images '
+    parser.add_argument('--repeats', type=int, help='CPU: interleaved rounds (default 5); CUDA: timed images '
                                                     '(default 100)')
+    parser.add_argument('--require-idle', action='store_true',
+                        help='CPU: wait (at most 10 minutes) until the load average is below the core count')
     return parser.parse_args(argv)
 
 
-def build(entry: Entry) -> ResolvedNetwork:
+def build(entry: Entry) -> tuple[ResolvedNetwork, nn.Module]:
+    """(the network as trained, the network as deployed: folded where the paper counts it folded)."""
     torch.manual_seed(0)  # the same weights on every run; no count or timing depends on them
-    return resolve_network(entry.spec, entry.kwargs, scale=entry.scale)
+    network = resolve_network(entry.spec, entry.kwargs, scale=entry.scale)
+    if entry.luma:
+        network.module.network = LumaInput(network.module.network)
+    if not entry.deployed:
+        return network, network.module
+    deployed, folded = deploy(network.module)
+    if not folded:
+        raise SystemExit(f'{entry.label}: no re-parameterisable block found to fold')
+    return network, deployed
 
 
-def count(entry: Entry, network: ResolvedNetwork) -> dict:
-    """Counts at the NTIRE input and at 720p, the cross-check with mmengine, and the row's notes."""
-    ntire = count_complexity(network.module, input_size(network.scale, preset='ntire'))
-    hd = count_complexity(network.module, input_size(network.scale, preset='720p'))
-    check = cross_check(network.module, input_size(network.scale, lr=(CROSS_CHECK_LR, CROSS_CHECK_LR)))
+def count(entry: Entry, network: ResolvedNetwork, deployed: nn.Module) -> dict:
+    """Parameters as trained and as deployed; the deployed network's counts at the NTIRE input and at 720p;
+    the cross-check with mmengine; the row's published figures and notes."""
+    ntire = count_complexity(deployed, input_size(network.scale, preset='ntire'))
+    hd = count_complexity(deployed, input_size(network.scale, preset='720p'))
+    check = cross_check(deployed, input_size(network.scale, lr=(CROSS_CHECK_LR, CROSS_CHECK_LR)))
+    deployed_params = ntire.total.params
     return {
-        'label': entry.label, 'spec': entry.spec, 'kwargs': entry.kwargs, 'framework': entry.framework,
-        'name': network.name, 'scale': network.scale, 'params': ntire.total.params,
-        'trainable_params': ntire.total.trainable_params, 'macs_ntire': ntire.total.macs, 'macs_720p': hd.total.macs,
+        'label': entry.label, 'variant': entry.variant, 'spec': entry.spec, 'kwargs': entry.kwargs,
+        'framework': entry.framework, 'name': network.name, 'scale': network.scale, 'luma': entry.luma,
+        'deployed': entry.deployed, 'params_trained': sum(p.numel() for p in network.module.parameters()),
+        'params': deployed_params, 'params_figure': {
+            'printed': entry.params.printed, 'source': entry.params.source, 'differs': entry.params.differs,
+            'matches': params_match(entry.params.printed, deployed_params)},
+        'macs_ntire': ntire.total.macs, 'macs_720p': hd.total.macs,
         'size_720p': f'{hd.size.lr[0]}x{hd.size.lr[1]} -> {hd.size.hr[0]}x{hd.size.hr[1]}',
         'activations_ntire': ntire.total.activations, 'conv_calls': ntire.total.conv_calls,
-        'quote': entry.quote and vars(entry.quote), 'psnr_of': entry.psnr_of, 'measured_set5': entry.measured_set5,
-        'note': entry.note,
+        'quote': entry.quote and vars(entry.quote), 'psnr_of': entry.psnr_of,
+        'measured': [vars(item) for item in entry.measured], 'unverified': entry.unverified, 'note': entry.note,
         'cross_check': {'params': check.params, 'mmengine_params': check.mmengine_params, 'macs': check.total_macs,
                         'mmengine_macs': sum(check.mmengine_macs.values()), 'mmengine_total': check.mmengine_total,
                         'only_mmengine': check.only_mmengine, 'differences': check.differences,
@@ -78,30 +102,61 @@ def count(entry: Entry, network: ResolvedNetwork) -> dict:
     }
 
 
-def measure_runtime(networks: list[tuple[str, ResolvedNetwork]], device: torch.device, warmup: int,
+def _timed_rows(labels, sizes, timings) -> dict:
+    return {label: {'ms': timing.median * 1e3, 'p10_ms': timing.p10 * 1e3, 'p90_ms': timing.p90 * 1e3,
+                    'spread': timing.spread, 'lr': list(size.lr), 'hr': list(size.hr)}
+            for label, size, timing in zip(labels, sizes, timings)}
+
+
+def measure_runtime(networks: list[tuple[str, int, nn.Module]], device: torch.device, warmup: int,
                     repeats: int) -> dict:
-    """The runtime section of one device: every row, and on CUDA LESRCNN x2 at the paper's Table 8 sizes
-    (on this CPU those take minutes; docs/benchmarks.md has them)."""
+    """The runtime section of one device: every row (CPU: at one thread and at all cores), and on CUDA
+    LESRCNN x2 at the paper's Table 8 sizes (``lesrcnn-measure-runtime --preset paper-table8`` on a CPU)."""
+    labels = [label for label, _, _ in networks]
+    load_before = load_average()
     if device.type == 'cpu':
-        sizes = [input_size(network.scale, preset='256') for _, network in networks]
-        timings = time_networks([(network.module, size) for (_, network), size in zip(networks, sizes)],
-                                device=device, warmup=warmup, repeats=repeats)
-        milliseconds = [timing.median * 1e3 for timing in timings]
-        method = (f'one interleaved run of every network (median of {repeats} rounds after {warmup} warm-up '
-                  'call(s), torch.utils.benchmark clock), fp32, batch of one, at a 256x256 output')
+        sizes = [input_size(scale, preset='256') for _, scale, _ in networks]
+        runs = {}
+        for threads in sorted({1, cpu_count()}):
+            print(f'timing {len(networks)} networks on the CPU, {threads} thread(s)', file=sys.stderr)
+            timings = time_networks([(module, size) for (_, _, module), size in zip(networks, sizes)],
+                                    device=device, warmup=warmup, repeats=repeats, threads=threads)
+            runs[str(threads)] = _timed_rows(labels, sizes, timings)
+        method = (f'one interleaved run of every deployed network per thread count (threads pinned: 1, then all '
+                  f'{cpu_count()} cores), median and p10/p90 of {repeats} rounds after {warmup} warm-up call(s), '
+                  'torch.utils.benchmark clock, fp32, batch of one, at a 256x256 output')
         paper = {}
     else:
-        sizes = [input_size(network.scale, preset='ntire') for _, network in networks]
-        milliseconds = [ntire_runtime(network.module, size, device=device, images=repeats, warmup=warmup).mean_ms
-                        for (_, network), size in zip(networks, sizes)]
+        sizes = [input_size(scale, preset='ntire') for _, scale, _ in networks]
+        milliseconds = [ntire_runtime(module, size, device=device, images=repeats, warmup=warmup).mean_ms
+                        for (_, _, module), size in zip(networks, sizes)]
+        runs = {'default': {label: {'ms': ms, 'lr': list(size.lr), 'hr': list(size.hr)}
+                            for label, size, ms in zip(labels, sizes, milliseconds)}}
         method = (f'NTIRE ESR convention: per-image CUDA events, mean of {repeats} images after {warmup} warm-up '
                   'passes, fp32, batch of one, cudnn.benchmark off, at the 256x256 LR input')
-        family_x2 = next(network for label, network in networks if label == 'LESRCNN x2')
-        paper = {preset: ntire_runtime(family_x2.module, input_size(2, preset=preset), device=device, images=repeats,
+        family_x2 = next(module for label, _, module in networks if label == 'LESRCNN x2')
+        paper = {preset: ntire_runtime(family_x2, input_size(2, preset=preset), device=device, images=repeats,
                                        warmup=warmup).mean_ms for preset in PAPER_SIZES}
-    rows = {label: {'ms': ms, 'lr': list(size.lr), 'hr': list(size.hr)}
-            for (label, _), size, ms in zip(networks, sizes, milliseconds)}
-    return {'method': method, 'environment': environment(str(device)), 'rows': rows, 'lesrcnn_x2_paper_sizes': paper}
+    env = {**environment(str(device)), 'load_average': load_before, 'load_average_after': load_average()}
+    return {'method': method, 'environment': env, 'runs': runs, 'lesrcnn_x2_paper_sizes': paper}
+
+
+def kept_runtime(previous: dict, rows: list[dict]) -> dict:
+    """The previous runs' timings of rows whose network is unchanged (same label, spec, arguments, variant)."""
+    before = {row['label']: (row['spec'], row['kwargs'], row.get('variant')) for row in previous.get('networks', [])}
+    now = {row['label']: (row['spec'], row['kwargs'], row['variant']) for row in rows}
+    unchanged = {label for label, key in now.items() if before.get(label) == key}
+    kept = {}
+    for device, runtime in previous.get('runtime', {}).items():
+        runs = runtime.get('runs')
+        if runs is None and device != 'cpu':  # written before the CPU protocol changed; the GPU one did not
+            runs = {'default': runtime['rows']}
+        elif runs is None:  # CPU timings taken at PyTorch's default threads: not comparable with these
+            continue
+        runs = {threads: {label: row for label, row in timed.items() if label in unchanged}
+                for threads, timed in runs.items()}
+        kept[device] = {**runtime, 'runs': runs}
+    return kept
 
 
 def main(argv=None) -> int:
@@ -109,7 +164,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     device = resolve_device(args.device)
     warmup = args.warmup if args.warmup is not None else (1 if device.type == 'cpu' else 10)
-    repeats = args.repeats or (3 if device.type == 'cpu' else 100)
+    repeats = args.repeats or (5 if device.type == 'cpu' else 100)
     warnings.filterwarnings('ignore')  # the frameworks' import-time deprecation warnings are not ours to fix
     data_path = os.path.join(args.output_dir, 'comparison_data.json')
     previous = {}
@@ -123,23 +178,25 @@ def main(argv=None) -> int:
     kept = [entry for entry in ENTRIES if entry.needs is None or importlib.util.find_spec(entry.needs)]
     missing = [{'label': entry.label, 'reason': f'{entry.needs} is not installed'}
                for entry in ENTRIES if entry not in kept]
-    networks = [(entry.label, build(entry)) for entry in kept]
+    built = [(entry, *build(entry)) for entry in kept]
     if device.type == 'cpu':  # counts do not depend on the device: the CPU run makes them, a GPU run keeps them
         rows = []
-        for entry, (_, network) in zip(kept, networks):
+        for entry, network, deployed in built:
             print(f'counting {entry.label}', file=sys.stderr)
-            rows.append(count(entry, network))
-        family_x2 = next(network for label, network in networks if label == 'LESRCNN x2')
+            rows.append(count(entry, network, deployed))
+        family_x2 = next(deployed for entry, _, deployed in built if entry.label == 'LESRCNN x2')
         counted = {'networks': rows, 'skipped': missing, 'lesrcnn_x2_paper_macs': {
-            preset: count_complexity(family_x2.module, input_size(2, preset=preset)).total.macs
-            for preset in PAPER_SIZES}}
+            preset: count_complexity(family_x2, input_size(2, preset=preset)).total.macs for preset in PAPER_SIZES}}
     else:
         counted = {key: previous[key] for key in ('networks', 'skipped', 'lesrcnn_x2_paper_macs')}
-    print(f'timing {len(networks)} networks on {device}', file=sys.stderr)
-    runtime = measure_runtime(networks, device, warmup, repeats)
+    if args.require_idle and device.type == 'cpu':
+        wait_until_idle(600)
+    runtime = measure_runtime([(entry.label, network.scale, deployed) for entry, network, deployed in built],
+                              device, warmup, repeats)
     runtime['not_timed'] = missing
 
-    data = {'command': COMMAND, **counted, 'runtime': {**previous.get('runtime', {}), device.type: runtime},
+    data = {'command': COMMAND, **counted,
+            'runtime': {**kept_runtime(previous, counted['networks']), device.type: runtime},
             'generation_seconds': {**previous.get('generation_seconds', {}),
                                    device.type: round(time.perf_counter() - started)}}
     write_text_atomic(data_path, json.dumps(data, indent=2) + '\n')

@@ -2,7 +2,7 @@
 
 * Comparisons (``comparisons``) are taken between rows of the same run (same size, same thread
   count): the speed-up of the fast path is the reference's median divided by the fast path's
-  median, for the fast path in NCHW and in channels_last against the reference in NCHW, and for
+  median (with the range of the p10/p90 ratios, which a rerun on a loaded machine stays within), for the fast path in NCHW and in channels_last against the reference in NCHW, and for
   channels_last against the reference in channels_last. Only eager fp32 rows are compared.
 * A fast-path setting's roofline fraction is its rate of executed MACs (the fast path runs one
   upsampler pass fewer) divided by the rate of the fastest roofline probe with its dtype, memory
@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..archs.fast import fused_kernels_available
+from .load import SPREAD_LIMIT, cpu_count, flag, load_average
 from .timing import ROOFLINE_MACS, Row
 
 
@@ -35,10 +35,12 @@ class Comparison:
     threads: int | None
     value: float
     max_abs_diff: float | None
+    low: float | None = None
+    high: float | None = None
 
     def to_dict(self) -> dict:
         return {'comparison': self.name, 'size': self.size, 'threads': self.threads, 'value': self.value,
-                'max_abs_diff': self.max_abs_diff}
+                'max_abs_diff': self.max_abs_diff, 'low': self.low, 'high': self.high}
 
 
 def _same_run(row: Row, other: Row) -> bool:
@@ -67,8 +69,10 @@ def comparisons(rows: Sequence[Row]) -> list[Comparison]:
                   find('reference', 'channels_last'))]
         for name, fast, base in pairs:
             if fast is not None and base is not None:
+                # The range a rerun can give: the ratio of the rounds' 10th and 90th percentiles.
                 result.append(Comparison(name, ref.size, ref.setting.threads, base.timing.median / fast.timing.median,
-                                         fast.max_abs_diff))
+                                         fast.max_abs_diff, low=base.timing.p10 / fast.timing.p90,
+                                         high=base.timing.p90 / fast.timing.p10))
         for fast in (find('fast', 'nchw'), find('fast', 'channels_last')):
             rate = roofline_rate(rows, fast) if fast else None
             if rate:
@@ -80,9 +84,8 @@ def comparisons(rows: Sequence[Row]) -> list[Comparison]:
 def environment(device: str) -> dict:
     """What a reader needs to compare timings: software, hardware, load."""
     info = {'torch': torch.__version__, 'python': platform.python_version(), 'device': device,
-            'cpu': _cpu_model(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-            'onednn_fused_kernels': fused_kernels_available(),
-            'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
+            'cpu': _cpu_model(), 'cpu_count': cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'onednn_fused_kernels': fused_kernels_available(), 'load_average': load_average(),
             'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
     if device.startswith('cuda') and torch.cuda.is_available():
         info['gpu'] = torch.cuda.get_device_name(torch.device(device))
@@ -150,18 +153,20 @@ def format_markdown(rows: Sequence[Row], compared: Sequence[Comparison], env: Ma
     """Tables of the rows, the roofline probes and the reference-vs-fast comparison."""
     where = env.get('gpu') or env.get('cpu')
     lines = [f'### {title}', '',
-             f'{where}; torch {env["torch"]}; {env["torch_threads"]} threads by default; '
-             f'load average before the run {_load(env)}; {env["date"]}.', '',
-             '| setting | size | LR -> HR | median ms | p10 ms | p90 ms | img/s | MP/s | GMAC/s | peak MiB '
+             f'{where} ({env["cpu_count"]} CPUs); torch {env["torch"]}; threads pinned per row (the setting\'s '
+             f'"Nt"; PyTorch\'s default here is {env["torch_threads"]}); load average before the run {_load(env)}, '
+             f'after {_load(env, "load_average_after")}; {env["date"]}. Spread = (p90 - p10) / median; above '
+             f'{SPREAD_LIMIT:.0%} the row is flagged UNSTABLE (read it as a range, not a figure).', '',
+             '| setting | size | LR -> HR | median ms | p10 ms | p90 ms | spread | img/s | MP/s | GMAC/s | peak MiB '
              '| max abs diff |',
-             '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+             '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for row in (r for r in rows if r.kind == 'net'):
         diff = 'reference' if row.max_abs_diff is None else f'{row.max_abs_diff:.2e}'
         memory = '-' if row.peak_memory_mb is None else f'{row.peak_memory_mb:.0f}'
         lines.append(f'| {row.setting.label} | {row.size} | {_hw(row.lr)} -> {_hw(row.hr)} | '
                      f'{row.timing.median * 1e3:.1f} | {row.timing.p10 * 1e3:.1f} | {row.timing.p90 * 1e3:.1f} | '
-                     f'{row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | {row.gmacs_per_s:.1f} | '
-                     f'{memory} | {diff} |')
+                     f'{_spread(row.timing.spread)} | {row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | '
+                     f'{row.gmacs_per_s:.1f} | {memory} | {diff} |')
     probes = [r for r in rows if r.kind == 'roofline']
     if probes:
         lines += ['', 'Roofline probe: one 64->64 3x3 convolution on 1x64x256x256 '
@@ -175,11 +180,13 @@ def format_markdown(rows: Sequence[Row], compared: Sequence[Comparison], env: Ma
     if compared:
         lines += ['', 'Reference vs fast path (same run; speed-up = reference median / fast median; roofline '
                   'fraction = fast path GMAC/s executed / fastest probe GMAC/s):', '',
-                  '| comparison | size | value | max abs diff |',
-                  '| --- | --- | ---: | ---: |']
+                  '| comparison | size | threads | value | p10-p90 range | max abs diff |',
+                  '| --- | --- | ---: | ---: | --- | ---: |']
         for item in compared:
             diff = '-' if item.max_abs_diff is None else f'{item.max_abs_diff:.1e}'
-            lines.append(f'| {item.name} | {item.size} | {item.value:.2f} | {diff} |')
+            spread = '-' if item.low is None else f'{item.low:.2f}-{item.high:.2f}'
+            lines.append(f'| {item.name} | {item.size} | {item.threads or "default"} | {item.value:.2f} | {spread} '
+                         f'| {diff} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -187,6 +194,10 @@ def _hw(size: Sequence[int]) -> str:
     return f'{size[0]}x{size[1]}'
 
 
-def _load(env: Mapping) -> str:
-    load = env.get('load_average')
+def _load(env: Mapping, key: str = 'load_average') -> str:
+    load = env.get(key)
     return '-' if not load else ' / '.join(f'{value:.2f}' for value in load)
+
+
+def _spread(value: float) -> str:
+    return f'{value:.0%}' + (f' {flag(value)}' if flag(value) else '')

@@ -42,6 +42,7 @@ from ..archs.fast import FastLESRCNN, fused_kernels_available
 from ..complexity import InputSize, count_complexity
 from ..errors import ConfigError
 from ..inference import resolve_device
+from .load import flag, spread
 
 #: ``fp32`` is strict float32 (TF32 disabled); ``tf32`` stores float32 but lets CUDA convolutions and
 #: matrix products use TF32 tensor cores (PyTorch's default for cuDNN convolutions; no effect on CPU).
@@ -92,6 +93,11 @@ class Timing:
     rounds: int
     calls_per_block: int
 
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median; above ``load.SPREAD_LIMIT`` the timing is flagged as unstable."""
+        return spread(self.p10, self.median, self.p90)
+
     @classmethod
     def from_samples(cls, samples: Sequence[float], calls_per_block: int) -> Timing:
         p10, median, p90 = np.percentile(np.asarray(samples), [10, 50, 90])
@@ -130,7 +136,8 @@ class Row:
             'kind': self.kind, **dataclasses.asdict(self.setting), 'label': self.setting.label, 'probe': self.probe,
             'size': self.size, 'lr_h': self.lr[0], 'lr_w': self.lr[1], 'hr_h': self.hr[0], 'hr_w': self.hr[1],
             'batch': self.batch, 'median_ms': self.timing.median * 1e3, 'p10_ms': self.timing.p10 * 1e3,
-            'p90_ms': self.timing.p90 * 1e3, 'rounds': self.timing.rounds,
+            'p90_ms': self.timing.p90 * 1e3, 'spread': self.timing.spread, 'unstable': bool(flag(self.timing.spread)),
+            'rounds': self.timing.rounds,
             'calls_per_block': self.timing.calls_per_block, 'images_per_s': self.images_per_s,
             'megapixels_per_s': self.megapixels_per_s, 'macs': self.macs, 'gmacs_per_s': self.gmacs_per_s,
             'peak_memory_mb': self.peak_memory_mb, 'max_abs_diff': self.max_abs_diff}

@@ -9,10 +9,21 @@ Examples::
     lesrcnn-measure-runtime --arch basicsr:EDSR --arch-args '{"num_block": 16, "upscale": 4}' --preset 720p
     lesrcnn-measure-runtime -opt options/train_edsr.yml --ntire --device cuda --repeats 100
     lesrcnn-measure-runtime --weights 4x_SPAN.pth --ntire                # spandrel detects the architecture
+    lesrcnn-measure-runtime --preset paper-table8 --require-idle         # the paper's Table 8, x2 family
 
 The network flags are those of lesrcnn-count-flops (--arch SPEC, -opt, --config, --weights,
 --arch-args; see lesrcnn_plugin.networks). Networks outside the LESRCNN family have only the
 reference path.
+
+CPU protocol: every setting runs with its thread count pinned (default: 1 thread, and all the cores
+this process may use as a second column); the load average is recorded before and after the run;
+--require-idle waits (at most --idle-wait seconds) while the 1-minute load average is above the core
+count, then refuses; a row whose spread (p90 - p10) / median is above 20% is flagged UNSTABLE. On a
+shared machine read the 1-thread rows: extra threads compete with the other processes.
+
+--preset paper-table8 times the family's x2 networks at the LESRCNN paper's Table 8 output sizes
+(256, 512 and 1024) in one interleaved run, beside the paper's seconds, and writes
+<prefix>_paper_table8.json and .md (see lesrcnn_plugin.benchmark.paper for what differs).
 
 Every setting is warmed up and timed with torch.utils.benchmark's clock (accelerator synchronised),
 the settings interleaved round by round; each reports its median and p10/p90, images/s,
@@ -39,16 +50,24 @@ import torch
 from ..benchmark import (DTYPES, MEMORY_FORMATS, PATHS, RuntimeReport, comparisons, environment,
                          format_ntire_markdown, measure_runtime, ntire_runtime, plot_quality, plot_runtime,
                          read_results, settings_grid)
+from ..benchmark.load import cpu_count, load_average, wait_until_idle
+from ..benchmark.paper import format_paper_markdown, time_paper_table8
+from ..complexity import PRESETS
+from ..errors import ConfigError
 from ..fileio import write_text_atomic
 from ..networks import ResolvedNetwork
 from ._common import add_size_arguments, positive_int, require, run, sizes_from_args
 from ._networks import add_network_arguments, network_from_arguments
+
+PAPER_TABLE8 = 'paper-table8'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_network_arguments(parser)
     add_size_arguments(parser)
+    preset = next(action for action in parser._actions if action.dest == 'preset')
+    preset.choices = sorted(PRESETS) + [PAPER_TABLE8]  # a protocol preset of this tool only
     settings = parser.add_argument_group('settings')
     settings.add_argument('--batch', type=positive_int, default=1, help='images per call')
     settings.add_argument('--device', default='cpu', help='cpu or cuda[:N]')
@@ -59,7 +78,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     settings.add_argument('--memory-formats', nargs='+', choices=sorted(MEMORY_FORMATS),
                           default=list(MEMORY_FORMATS), help='memory formats')
     settings.add_argument('--compile', action='store_true', help='also time every setting through torch.compile')
-    settings.add_argument('--threads', type=positive_int, nargs='+', help='CPU thread counts (default: PyTorch\'s)')
+    settings.add_argument('--threads', type=positive_int, nargs='+',
+                          help='CPU thread counts, each pinned for its rows (default: 1 and all cores)')
+    settings.add_argument('--require-idle', action='store_true',
+                          help='wait while the load average is above the core count, then refuse (CPU)')
+    settings.add_argument('--idle-wait', type=positive_int, default=300,
+                          help='longest wait of --require-idle, in seconds (default 300)')
     settings.add_argument('--warmup', type=int, default=3, help='untimed calls per setting before timing')
     settings.add_argument('--repeats', type=positive_int, default=10,
                           help='timed rounds per setting; with --ntire, timed images')
@@ -74,6 +98,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     out.add_argument('--results-file', help='PSNR results (CSV or JSON: name, params, macs, psnr) to plot')
     out.add_argument('--quiet', action='store_true', help='no progress bar, no table on standard output')
     return parser.parse_args(argv)
+
+
+def default_threads(device: str) -> list[int | None]:
+    """One thread, and all the cores as a second column (CPU); PyTorch's own setting on an accelerator."""
+    if device != 'cpu':
+        return [None]
+    return sorted({1, cpu_count()})
 
 
 def load_network(args: argparse.Namespace) -> ResolvedNetwork:
@@ -91,11 +122,12 @@ def measure(args: argparse.Namespace, argv: list[str]) -> tuple[RuntimeReport, l
     results = read_results(args.results_file) if args.results_file else None  # a bad file fails before timing
     paths = args.paths or (list(PATHS) if network.is_family else ['reference'])  # build_runner refuses 'fast' there
     settings = settings_grid(paths, args.dtypes, args.memory_formats,
-                             (False, True) if args.compile else (False,), args.threads or (None,))
+                             (False, True) if args.compile else (False,), args.threads or default_threads(args.device))
     env = environment(args.device)
     rows = measure_runtime(network.module, sizes, settings, device=args.device, scale=scale, batch=args.batch,
                            warmup=args.warmup, repeats=args.repeats, roofline=not args.no_roofline,
                            progress=not args.quiet)
+    env['load_average_after'] = load_average()
     report = RuntimeReport(title=args.title or f'{name} x{scale}, {env.get("gpu") or env["device"]}',
                            network=name, arch_kwargs=network.kwargs, scale=scale, environment=env,
                            command=' '.join(['lesrcnn-measure-runtime', *argv]), rows=rows,
@@ -130,8 +162,39 @@ def measure_ntire(args: argparse.Namespace, argv: list[str]) -> tuple[str, list[
     return markdown, [stem + '.json', stem + '.md']
 
 
+def measure_paper_table8(args: argparse.Namespace, argv: list[str]) -> tuple[str, list[str]]:
+    """--preset paper-table8: the family's x2 networks at Table 8's sizes, one run per thread count."""
+    env = environment(args.device)
+    where = env.get('gpu') or f'{env["cpu"]} ({env["cpu_count"]} CPUs)'
+    sections, document = [], {'command': ' '.join(['lesrcnn-measure-runtime', *argv]), 'environment': env, 'runs': []}
+    for threads in args.threads or default_threads(args.device):
+        timings = time_paper_table8(args.device, threads=threads, warmup=args.warmup, repeats=args.repeats)
+        label = f'{threads} thread(s)' if threads else 'default threads'
+        sections.append(f'#### {label}\n\n' + format_paper_markdown(timings, f'{where}, {label}'))
+        document['runs'].append({'threads': threads, 'timings': [timing.to_dict() for timing in timings]})
+    env['load_average_after'] = load_average()
+    markdown = (f'## LESRCNN paper, Table 8\n\n`{document["command"]}`; load average before '
+                f'{_format_load(env["load_average"])}, after {_format_load(env["load_average_after"])}.\n\n'
+                + '\n'.join(sections))
+    stem = os.path.join(args.output_dir, args.prefix + '_paper_table8')
+    write_text_atomic(stem + '.json', json.dumps(document, indent=2) + '\n')
+    write_text_atomic(stem + '.md', markdown)
+    return markdown, [stem + '.json', stem + '.md']
+
+
+def _format_load(load) -> str:
+    return ' / '.join(f'{value:.2f}' for value in load) if load else 'unknown'
+
+
 def measure_and_print(args: argparse.Namespace, argv: list[str]) -> None:
-    if args.ntire:
+    if args.require_idle and args.device == 'cpu':
+        wait_until_idle(args.idle_wait)
+    if PAPER_TABLE8 in args.preset:
+        if len(args.preset) > 1 or args.lr_size or args.hr_size or args.ntire:
+            raise ConfigError('--preset paper-table8 sets the sizes and the protocol: give it alone (no other '
+                              'preset, --lr-size, --hr-size or --ntire)')
+        markdown, written = measure_paper_table8(args, argv)
+    elif args.ntire:
         markdown, written = measure_ntire(args, argv)
     else:
         require('plots', needed_by='lesrcnn-measure-runtime')  # the runtime plot is always written
