@@ -44,7 +44,7 @@ from ..data.raw_store import MAGIC as RAW_MAGIC
 from ..data.raw_store import decode_raw
 from ..errors import ConfigError, DataError, ImageError, LESRCNNError
 from ..image_io import decode_image
-from ..options_check import BASICSR_OPTIONS, check_option_values
+from ..options_check import BASICSR_OPTIONS, check_option_values, yaml_problem
 from ..recipes import resolve_recipe
 
 EPILOG = """\
@@ -85,7 +85,7 @@ def check_args(args: argparse.Namespace) -> None:
         with open(args.opt, encoding='utf-8') as f:
             opt = yaml.safe_load(f)
     except yaml.YAMLError as exc:
-        raise ConfigError(f'{args.opt} is not valid YAML: {exc}') from exc
+        raise ConfigError(f'{args.opt}: not valid YAML ({yaml_problem(exc)})') from None
     if not isinstance(opt, dict):
         raise ConfigError(f'{args.opt} must hold a mapping of options')
     for entry in args.force_yml or ():

@@ -35,7 +35,8 @@ from ..benchmark.training_frameworks import open_source
 from ..benchmark.training_report import TrainingReport
 from ..errors import ConfigError
 from ..fileio import write_text_atomic
-from ._common import int_at_least, positive_int, run
+from ..options_check import BASICSR_OPTIONS, check_option_values
+from ._common import check_constructor_options, int_at_least, positive_int, require, run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,11 +71,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_source(args: argparse.Namespace) -> None:
+    """Check the options file or config as the training commands do, before anything is measured.
+
+    A file that is not valid YAML or Python, a number of the wrong type or range, or a network or model
+    that is not registered is one line naming the file and the option (the measurement would otherwise
+    end in a traceback, or report every step setting as failed and exit 0). The training data is
+    checked later: the measurement also runs the databases of the other storage kind.
+    """
+    if args.opt:
+        require('basicsr', needed_by='lesrcnn-measure-training -opt')
+        from ..basicsr import launch
+
+        options = argparse.Namespace(opt=args.opt, force_yml=None)
+        launch.check_args(options)
+        opt = launch.options_with_overrides(options)
+        check_option_values(opt, BASICSR_OPTIONS, args.opt)
+        from basicsr.utils.registry import ARCH_REGISTRY
+
+        architectures = dict(iter(ARCH_REGISTRY))
+        check_constructor_options(opt.get('network_g'), 'network_g', args.opt, architectures.get, architectures)
+    else:
+        require('mmagic', needed_by='lesrcnn-measure-training --config')
+        from ..mmagic._cli import load_config
+
+        load_config(argparse.Namespace(config=args.config, cfg_options=None, work_dir=None, launcher='none',
+                                       local_rank=0), dataloaders=())
+
+
 def measure(args: argparse.Namespace, argv: list[str]) -> TrainingReport:
     """Run the three measurements and the projection; returns the report."""
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if device.type not in ('cpu', 'cuda') or (device.type == 'cuda' and not torch.cuda.is_available()):
         raise ConfigError(f'--device {args.device}: use cpu, or cuda on a machine with a GPU')
+    check_source(args)
     source = open_source(args.opt or args.config, 'basicsr' if args.opt else 'mmagic')
     notes = []
     if args.batch:

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import DataError, ImageError
 from ..fileio import errors_name, make_sibling_dir, remove_stale_temporaries, replace_dir
 from ..image_io import decode_image, encode_png
+from .lmdb_check import check_data_file
 
 META_INFO = 'meta_info.txt'
 # Initial address-space reservation; doubled whenever a batch does not fit. The file itself only
@@ -67,15 +68,17 @@ def _check_key(key: str) -> bytes:
 
 
 @contextlib.contextmanager
-def _lmdb_errors_name(db_path: Path) -> Iterator[None]:
-    """Re-raise an ``lmdb.Error`` (a full disk is ``DiskError``) as a ``DataError`` naming ``db_path``.
+def _lmdb_errors_name(db_path: Path, key: str | None = None) -> Iterator[None]:
+    """Re-raise an ``lmdb.Error`` (a full disk is ``DiskError``) as a ``DataError`` naming ``db_path`` (and ``key``).
 
     py-lmdb's messages read ``<call or temporary path>: <reason>``; the user asked for ``db_path``.
     """
     try:
         yield
     except lmdb.Error as exc:
-        raise DataError(f'{db_path}: {str(exc).rsplit(": ", 1)[-1]}') from None
+        where = f'{db_path}[{key}]' if key is not None else str(db_path)
+        hint = '; rebuild it (lesrcnn-prepare-div2k --overwrite)' if key is not None else ''
+        raise DataError(f'{where}: {str(exc).rsplit(": ", 1)[-1]}{hint}') from None
 
 
 def _reserve_lock_file(folder: Path) -> None:
@@ -218,11 +221,17 @@ def read_meta_info(db_path: str | os.PathLike) -> list[tuple[str, tuple[int, int
 def open_readonly(db_path: str | os.PathLike) -> lmdb.Environment:
     """Open an LMDB database for reading, as BasicSR's and mmengine's loaders do (no lock file).
 
+    Its ``data.mdb`` is checked first (``lmdb_check.check_data_file``): LMDB would read a truncated
+    or damaged one past its end, which kills the process with SIGBUS.
+
     Raises:
-        DataError: naming ``db_path``, when it is not a folder holding an LMDB ``data.mdb``.
+        DataError: naming ``db_path``, when it is not a folder holding an LMDB ``data.mdb``, or that
+            file is truncated or damaged.
     """
     if not (Path(db_path) / 'data.mdb').is_file():
         raise DataError(f'{db_path}: not an LMDB database (no data.mdb); build it with lesrcnn-prepare-div2k')
+    with errors_name(Path(db_path) / 'data.mdb'):
+        check_data_file(db_path)  # a truncated or damaged file would kill the process (SIGBUS)
     with _lmdb_errors_name(Path(db_path)):
         return lmdb.open(str(db_path), readonly=True, lock=False, readahead=False)
 
@@ -250,7 +259,9 @@ def check_lmdb_keys(db_path: str | os.PathLike, keys: Iterable[str] | None = Non
     try:
         with env.begin(buffers=True) as txn:  # buffers: the values are never copied out
             for key in keys:
-                if txn.get(key.encode()) is None:
+                with _lmdb_errors_name(Path(db_path), key):
+                    value = txn.get(key.encode())
+                if value is None:
                     raise DataError(f'{db_path}: key {key!r}, listed in {listed_in}, is not in the database '
                                     f'({env.stat()["entries"]} records); rebuild it (lesrcnn-prepare-div2k '
                                     '--overwrite)')
@@ -286,7 +297,8 @@ def verify_lmdb(db_path: str | os.PathLike, progress: bool = False) -> dict[str,
                                 f'in {META_INFO}')
             for key, shape in tqdm(entries, desc=f'verify {Path(db_path).name}', disable=not progress,
                                    unit='img'):
-                value = txn.get(key.encode('ascii'))
+                with _lmdb_errors_name(Path(db_path), key):
+                    value = txn.get(key.encode('ascii'))
                 if value is None:
                     raise DataError(f'{db_path}: key {key!r} is listed in {META_INFO} but not stored')
                 try:

@@ -20,6 +20,7 @@ from mmengine.config import Config, DictAction
 from ..cli._common import check_constructor_options
 from ..data.lmdb_io import check_lmdb_keys
 from ..errors import ConfigError, DataError
+from ..options_check import MMAGIC_OPTIONS, check_option_values
 from ..recipes import resolve_recipe
 
 
@@ -72,6 +73,8 @@ def check_config(cfg: Config, source: str | os.PathLike,
                  dataloaders: tuple[str, ...] = ('train_dataloader', 'val_dataloader', 'test_dataloader')) -> None:
     """Check what mmengine would otherwise find only once it builds the run (or mid-run).
 
+    * the numbers (``train_cfg.max_iters``, ``train_dataloader.batch_size``, ...) against their types
+      and ranges (``options_check.MMAGIC_OPTIONS``), ``--cfg-options`` included;
     * ``model`` and ``model.generator``: registered in MMagic's ``MODELS``, every entry an argument
       of the class (the valid names listed, closest first);
     * every dataset of ``dataloaders`` that reads LMDBs (a ``backend_args=dict(backend='lmdb')`` pipeline
@@ -84,6 +87,7 @@ def check_config(cfg: Config, source: str | os.PathLike,
     """
     from mmagic.registry import MODELS
 
+    check_option_values(cfg.to_dict(), MMAGIC_OPTIONS, str(source))
     names = set()
     registry = MODELS
     while registry is not None:  # mmengine looks a name up in the registry, then in its parents

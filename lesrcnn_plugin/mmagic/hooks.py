@@ -1,13 +1,39 @@
-"""Training hooks for MMagic runs of the LESRCNN family."""
+"""Training hooks for MMagic runs of the LESRCNN family, and checkpoints that a full disk cannot truncate.
+
+mmengine's ``CheckpointHook`` saves ``iter_<n>.pth``, ``best_*.pth`` and ``last_checkpoint`` through
+its local file backend, which writes in place: a full disk leaves a truncated checkpoint where the
+run resumes from. Importing this module (``lesrcnn_plugin.mmagic`` does) replaces that backend with
+``AtomicLocalBackend``, which writes each file to a temporary name and renames it into place: a
+failed write leaves the files as they were and raises an ``OSError`` naming the file, which
+``lesrcnn-mmagic-train`` reports in one line.
+"""
 from __future__ import annotations
 
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmagic.registry import HOOKS
 
+from ..fileio import atomic_path, write_bytes_atomic
 from ._registry import register_once
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend``, writing whole files or none: ``put``/``put_text`` through ``fileio.atomic_path``."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        write_bytes_atomic(filepath, obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        with atomic_path(filepath) as tmp:
+            tmp.write_text(obj, encoding=encoding)
+
+
+def install_atomic_local_backend() -> None:
+    """Make ``AtomicLocalBackend`` mmengine's backend for local paths (those without a ``scheme://``)."""
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 class ChannelsLastHook(Hook):
@@ -29,3 +55,4 @@ class ChannelsLastHook(Hook):
 
 
 register_once(HOOKS, ChannelsLastHook)
+install_atomic_local_backend()
