@@ -228,6 +228,7 @@ def main() -> int:
                           lambda err, line=f'error: {name}/{target}: {text}': single_error(line)(err)
                           + [f'left {p.name}' for p in (root / name).iterdir() if p.name != 'filler'])
         check_downloads_outputs_and_messages(check, root)
+        check_untrusted_files(check, root)
     finally:
         for mount in mounts:
             subprocess.run(['umount', '--lazy', str(mount)], check=False)
@@ -373,6 +374,58 @@ def check_downloads_outputs_and_messages(check: Checker, root: Path) -> None:
         check.failed.append('the first lesrcnn-prepare-div2k run was never seen holding its lock')
     if first.wait(timeout=300) != 0:
         check.failed.append('the first lesrcnn-prepare-div2k run failed')
+
+
+# --------------------------------------------- untrusted files: nothing runs, nothing explodes (issue 20)
+
+
+def check_untrusted_files(check: Checker, root: Path) -> None:
+    """The cases of docs/reliability.md, "Untrusted files: nothing runs, nothing explodes"."""
+    sys.path.insert(0, str(REPO / 'tests'))
+    from test_security_code import PickleCallsCode, ScriptedSetState, memory_bomb
+
+    marker = root / 'code_ran'
+    torch.jit.save(torch.jit.script(ScriptedSetState(str(marker))), str(root / 'model.pt'))
+    torch.save({'weight': PickleCallsCode(marker)}, root / 'payload.pth')
+    (root / 'evil.yml').write_text(f'network_g:\n  type: "os:system"\n  command: "touch {marker}"\n')
+    memory_bomb(root / 'bomb.pth')
+    (root / 'notes.pth').write_text('not weights\n')
+    (root / 'x2.yml').write_text("network_g:\n  type: LESRCNN\n  upscale: '2'\n")
+    (root / 'a_folder').mkdir()
+
+    def no_marker(err: str) -> list[str]:
+        return ['the payload ran (its marker file exists)'] if marker.exists() else []
+
+    for tool in ('lesrcnn-count-flops', 'lesrcnn-measure-runtime'):
+        for title, args, line in (
+                ('A TorchScript archive', ['--weights', 'model.pt'],
+                 'error: model.pt: is a TorchScript archive (it holds code/ or constants.pkl), refused: loading one '
+                 'runs the code inside it; give the weights as a state dict (torch.save(model.state_dict(), path))'),
+                ('A pickle calling os.system', ['--weights', 'payload.pth'],
+                 'error: payload.pth: refuses to load global posix.system'),
+                ('An options file whose network_g.type is os:system', ['-opt', 'evil.yml'],
+                 "error: evil.yml: network_g.type: 'os:system' is not a registered network name; a file names "
+                 'registered networks only (module:callable is given on the command line: --arch)'),
+                ('A 280 KB checkpoint declaring 6 GB', ['--weights', 'bomb.pth'],
+                 'error: bomb.pth: storage 0 declares 6,000,000,000 bytes but its record data/0 holds 280,004: a '
+                 'corrupt or crafted file, refused before allocating')):
+            check.run(f'{title} ({tool})', [tool, *args], 1,
+                      lambda err, line=line: single_error(line)(err) + no_marker(err))
+    for title, args, line in (
+            ('A folder as weights', ['--weights', 'a_folder'], 'error: a_folder: is a folder, not a checkpoint file'),
+            ("'' as weights", ['--weights', ''],
+             "error: '': an empty name is neither a checkpoint file nor a weights name"),
+            ('A text file as weights', ['--weights', 'notes.pth'],
+             'error: notes.pth: not a PyTorch checkpoint: neither a zip archive nor a file written by torch.save'),
+            ('NaN weights counted', ['--weights', 'nan.pth'],
+             'error: nan.pth: non-finite weights (NaN or Inf) in refinement.to_rgb.weight'),
+            ("upscale: '2' in network_g", ['-opt', 'x2.yml'], "error: x2.yml: network_g.upscale: '2' is a str, not an "
+                                                              'integer')):
+        check.run(title, ['lesrcnn-count-flops', *args], 1, single_error(line))
+    with environment(LESRCNN_MAX_CHECKPOINT_BYTES='100000'):
+        check.run('Tensors above LESRCNN_MAX_CHECKPOINT_BYTES', ['lesrcnn-count-flops', '--weights', 'w.pth'], 1,
+                  single_error('error: w.pth: its tensors declare 159,456 bytes, above the limit of 100,000 (raise it '
+                               'with LESRCNN_MAX_CHECKPOINT_BYTES=BYTES if the file is trusted to be that large)'))
 
 
 if __name__ == '__main__':
