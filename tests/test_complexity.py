@@ -135,3 +135,24 @@ def test_cli_user_errors_exit_non_zero(tmp_path, capsys):
     bad.write_text('network_g:\n  type: NoSuchNet\n')
     assert count_flops.main(['-opt', str(bad)]) == 1
     assert 'NoSuchNet' in capsys.readouterr().err
+
+
+def test_paper_table9_beside_the_released_networks():
+    """docs/complexity.md: the peers' Table 9 rows are params x 128^2, and the released networks' MACs at a
+    128x128 output are the figures printed beside them (none reproduces the paper's 3.08G)."""
+    table9 = {'VDSR': (665e3, 10.90e9), 'DRCN': (1774e3, 29.07e9), 'MemNet': (677e3, 11.09e9)}
+    for params, flops in table9.values():
+        assert round(params * 128 ** 2 / 1e7) == round(flops / 1e7)
+    assert round(556e3 * 128 ** 2 / 1e7) != round(9.18e9 / 1e7)  # DnCNN's row is the one that does not
+    expected = {2: (626_328, '5.00'), 3: (810_968, '4.12'), 4: (774_040, '4.29')}
+    for scale, (params, gmacs) in expected.items():
+        report = count_complexity(LESRCNN(scale), input_size(scale, hr=(128, 128)))
+        assert (report.total.params, f'{report.total.macs / 1e9:.2f}') == (params, gmacs)
+    blocks = {block.name: block.macs for block in count_complexity(LESRCNN(2), input_size(2, hr=(128, 128))).blocks}
+    assert [f'{blocks[name] / 1e9:.2f}' for name in ('IEEB', 'RB', 'IRB')] == ['1.35', '1.21', '2.44']
+    # The conjectured 516K network (three 64->64 3x3 layers fewer) at IRB (HR) or IEEB (LR) resolution.
+    layer = 64 * 64 * 9
+    x2 = count_complexity(LESRCNN(2), input_size(2, hr=(128, 128))).total.macs
+    assert f'{(x2 - 3 * layer * 128 ** 2) / 1e9:.2f}' == '3.19'
+    assert f'{(x2 - 3 * layer * 64 ** 2) / 1e9:.2f}' == '4.55'
+    assert f'{(x2 - blocks["RB"] // 2) / 1e9:.2f}' == '4.40'

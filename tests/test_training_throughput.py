@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lesrcnn_plugin.benchmark.training import Recipe, StepSetting, measure_steps, step_settings
+from lesrcnn_plugin.benchmark.training import (LoaderRow, LoopRow, Recipe, StepRow, StepSetting, measure_steps, project,
+                                               step_settings)
+from lesrcnn_plugin.benchmark.training_report import warmup_suspects
 from lesrcnn_plugin.cli.measure_training import main
 
 from test_basicsr_train import write_div2k_like  # noqa: E402
@@ -125,3 +127,37 @@ def test_gpu_check_script_runs_on_cpu_in_quick_mode(tmp_path):
         assert report['projection']['bottleneck'] in ('data', 'step')
         assert (tmp_path / f'{name}.md').read_text().startswith('### Training throughput: LESRCNN x2')
     assert 'pixel for pixel equal' in (tmp_path / 'prepare.log').read_text()
+
+
+def _recipe(batch: int, recipe_batch: int | None = None, workers: int = 1) -> Recipe:
+    return Recipe('basicsr', 'x.yml', 'LESRCNN', {}, (2,), batch, 32, 1000, workers, 1e-4, (0.9, 0.999), 1e-8, 0.0,
+                  StepSetting('fp32'), 'png', recipe_batch)
+
+
+def test_projection_is_the_recipes_batch_or_scaled_and_labelled():
+    loader = [LoaderRow('png', 0, 40.0, 8, 1.0), LoaderRow('png', 1, 80.0, 8, 1.0)]
+    steps = [StepRow('cpu', 'fp32', 2, 100.0, 90.0, 110.0, [2.0, 1.0])]
+    (own,), notes = project(_recipe(16), loader, steps, [])
+    assert own.ms_per_iter == max(100.0, 16 / 80.0 * 1e3) and 'scaled' not in own.basis and not notes
+    assert own.hours == pytest.approx(1000 * own.ms_per_iter / 3.6e6)
+    # --batch 4 for a recipe of 16: every per-iteration time x4, and the report says it is an estimate.
+    (scaled,), notes = project(_recipe(4, recipe_batch=16), loader, steps, [])
+    assert scaled.ms_per_iter == pytest.approx(4 * max(100.0, 4 / 80.0 * 1e3))
+    assert scaled.basis.endswith('scaled from batch 4 to 16') and 'an estimate' in notes[0]
+    loop = [LoopRow('png', 5, 2, 50.0, 5.0)]
+    (looped,), _ = project(_recipe(4, recipe_batch=16), loader, steps, loop)
+    assert looped.ms_per_iter == pytest.approx(200.0) and 'real training loop' in looped.basis
+
+
+def test_zero_worker_figure_far_below_one_worker_is_flagged_as_warm_up():
+    rows = [LoaderRow('png', 0, 5.0, 8, 1.0), LoaderRow('png', 1, 80.0, 8, 1.0),
+            LoaderRow('raw', 0, 60.0, 8, 1.0), LoaderRow('raw', 1, 90.0, 8, 1.0)]
+    assert warmup_suspects(rows) == ['png']
+    assert warmup_suspects([LoaderRow('png', 0, 8.1, 8, 1.0), LoaderRow('png', 1, 80.0, 8, 1.0)]) == []
+
+
+def test_the_real_loop_never_spawns_more_workers_than_cpus(monkeypatch):
+    from lesrcnn_plugin.benchmark import training_frameworks
+
+    monkeypatch.setattr(training_frameworks, 'cpu_count', lambda: 2)
+    assert [training_frameworks.capped_workers(n) for n in (0, 1, 2, 8)] == [0, 1, 2, 2]

@@ -81,6 +81,7 @@ class Recipe:
         lr, betas, eps: Adam's settings; grad_clip: global norm clipping (0: none).
         setting: the recipe's own ``StepSetting`` (its amp, channels_last and compile options).
         storage: ``'png'`` or ``'raw'``, what the recipe's training set reads.
+        recipe_batch: the recipe's own batch when ``batch`` is another (``--batch``), else ``None``.
     """
     framework: str
     source: str
@@ -97,6 +98,12 @@ class Recipe:
     grad_clip: float
     setting: StepSetting
     storage: str
+    recipe_batch: int | None = None
+
+    @property
+    def batch_of_recipe(self) -> int:
+        """The batch the recipe itself trains with (``batch`` unless ``--batch`` replaced it)."""
+        return self.recipe_batch or self.batch
 
 
 @dataclasses.dataclass
@@ -346,6 +353,13 @@ def project(recipe: Recipe, loader: Sequence[LoaderRow], steps: Sequence[StepRow
     if recipe.workers > max((row.workers for row in loader), default=0):
         notes.append(f'the recipe asks for {recipe.workers} loader workers; up to '
                      f'{max((row.workers for row in loader), default=0)} were measured, and the projection uses that')
+    # Measured at another batch than the recipe's (--batch): every per-iteration time is scaled by the ratio
+    # of the batches, which assumes time grows with the samples; the basis and a note say so.
+    factor = recipe.batch_of_recipe / recipe.batch
+    if factor != 1:
+        notes.append(f'measured at batch {recipe.batch}; the projection is scaled to the recipe\'s batch '
+                     f'{recipe.batch_of_recipe} (x{factor:g}, time taken as proportional to the samples: an estimate, '
+                     'not a measurement)')
     projections = []
     for storage in storages:
         loader_ms, workers = _loader_ms(recipe, loader, storage)
@@ -356,9 +370,11 @@ def project(recipe: Recipe, loader: Sequence[LoaderRow], steps: Sequence[StepRow
         else:
             ms = step_ms + loader_ms if workers == 0 else max(step_ms, loader_ms)
             basis = 'the step and data pipeline measured alone'
-        projections.append(Projection(storage, recipe.total_iter, recipe.total_iter * ms / 3.6e6,
-                                      'data' if loader_ms > step_ms else 'step', ms, basis, measured[0].setting,
-                                      step_ms, loader_ms, workers))
+        if factor != 1:
+            basis += f', scaled from batch {recipe.batch} to {recipe.batch_of_recipe}'
+        projections.append(Projection(storage, recipe.total_iter, recipe.total_iter * ms * factor / 3.6e6,
+                                      'data' if loader_ms > step_ms else 'step', ms * factor, basis,
+                                      measured[0].setting, step_ms * factor, loader_ms * factor, workers))
     return projections, notes
 
 

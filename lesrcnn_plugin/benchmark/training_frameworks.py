@@ -34,6 +34,7 @@ import yaml
 
 from ..data.raw_store import png_db_path, raw_db_path
 from ..errors import ConfigError
+from .load import cpu_count
 from .training import LoopRow, Recipe, StepSetting
 
 _PRECISION = {None: 'fp32', False: 'fp32', 'false': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
@@ -42,6 +43,12 @@ _BASICSR_TYPES = {'PairedImageDataset': 'RawLMDBPairedImageDataset',
                   'MultiScalePairedImageDataset': 'RawLMDBMultiScalePairedImageDataset'}
 _MMAGIC_PNG_LOADERS = ('LoadImageFromFile', 'LoadImageFromSharedFile')
 _MMAGIC_RAW_LOADER = 'LoadImageFromRawLMDB'
+
+
+def capped_workers(workers: int) -> int:
+    """The recipe's loader workers, at most the CPUs this process may use: more only queue behind each other
+    (and a 2-core machine given 8 workers spends the measured loop starting them)."""
+    return min(int(workers), cpu_count())
 
 
 def warmup_iterations(iters: int) -> int:
@@ -95,7 +102,7 @@ class BasicSRSource:
         """Train with ``batch`` samples per iteration instead of the file's."""
         for opt in (self.train_set, *self.storages.values()):
             opt['batch_size_per_gpu'] = batch
-        self.recipe = dataclasses.replace(self.recipe, batch=batch)
+        self.recipe = dataclasses.replace(self.recipe, batch=batch, recipe_batch=self.recipe.batch_of_recipe)
 
     def _variant(self, storage: str) -> dict | None:
         """The training set's options for ``storage``, if its databases exist."""
@@ -146,6 +153,8 @@ class BasicSRSource:
             opt, _ = parse_options(root, is_train=True)
         opt['num_gpu'] = 1 if device.type == 'cuda' else 0
         dataset_opt = self._dataset_opt(storage)
+        workers = capped_workers(dataset_opt['num_worker_per_gpu'])
+        dataset_opt['num_worker_per_gpu'] = workers
         train_set = build_dataset(dataset_opt)
         # One epoch covers the run, as DIV2K's 509 iterations per epoch cover a few hundred: no restart.
         enlarge = max(int(dataset_opt.get('dataset_enlarge_ratio', 1)),
@@ -174,7 +183,8 @@ class BasicSRSource:
             train_data = prefetcher.next()
         del prefetcher, loader  # stops the workers
         return _loop_row(storage, iters, iter_times, data_times,
-                         f'dataset_enlarge_ratio {enlarge}' + (', prefetch_mode cuda' if cuda_prefetch else ''))
+                         f'dataset_enlarge_ratio {enlarge}, {workers} workers'
+                         + (', prefetch_mode cuda' if cuda_prefetch else ''))
 
 
 class MMagicSource:
@@ -218,7 +228,7 @@ class MMagicSource:
     def set_batch(self, batch: int) -> None:
         """Train with ``batch`` samples per iteration instead of the config's."""
         self.cfg.train_dataloader.batch_size = batch
-        self.recipe = dataclasses.replace(self.recipe, batch=batch)
+        self.recipe = dataclasses.replace(self.recipe, batch=batch, recipe_batch=self.recipe.batch_of_recipe)
 
     def make_dataset(self, storage: str):
         from mmagic.registry import DATASETS
@@ -233,6 +243,8 @@ class MMagicSource:
                               f'{device.type} here')
         cfg = copy.deepcopy(self.cfg)
         cfg.train_dataloader.dataset = copy.deepcopy(self.storages[storage])
+        workers = capped_workers(cfg.train_dataloader.num_workers)
+        cfg.train_dataloader.num_workers = workers
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
         for key in ('val_dataloader', 'val_evaluator', 'val_cfg', 'test_dataloader', 'test_evaluator', 'test_cfg'):
             cfg[key] = None
@@ -248,7 +260,7 @@ class MMagicSource:
             iter_times = list(hub.get_scalar('train/time').data[0])
             data_times = list(hub.get_scalar('train/data_time').data[0])
             del runner
-        return _loop_row(storage, iters, iter_times, data_times, 'IterTimerHook')
+        return _loop_row(storage, iters, iter_times, data_times, f'IterTimerHook, {workers} workers')
 
 
 def _leaf_datasets(dataset) -> list:

@@ -2,6 +2,7 @@
 
 JSON keys: ``recipe``, ``environment``, ``loader`` (list of ``{storage, workers, samples_per_s,
 ...}``), ``loader_speedup`` (raw over PNG samples/s per worker count, when both were measured),
+``loader_warmup`` (storages whose 0-worker figure is flagged as warm-up, ``warmup_suspects``),
 ``step`` (list of ``{device, setting, scale, ms_per_iter, ..., losses, loss_ok}``), ``skipped``,
 ``loop``, ``projection`` (``{total_iter, hours, bottleneck, ...}`` for the recipe's own storage),
 ``projections`` (every storage measured) and ``notes``.
@@ -21,6 +22,18 @@ def loader_speedups(rows: Sequence[LoaderRow]) -> list[dict]:
     return [{'workers': workers, 'raw_vs_png': rates['raw', workers] / rates['png', workers]}
             for workers in sorted({row.workers for row in rows})
             if ('raw', workers) in rates and ('png', workers) in rates]
+
+
+#: A 0-worker rate this many times below the 1-worker rate measures start-up, not the pipeline: one
+#: process cannot be slower than itself run in a worker by more than the cost of its first batches.
+WARMUP_RATIO = 10
+
+
+def warmup_suspects(rows: Sequence[LoaderRow]) -> list[str]:
+    """Storages whose 0-worker samples/s is more than ``WARMUP_RATIO`` times below their 1-worker figure."""
+    rates = {(row.storage, row.workers): row.samples_per_s for row in rows}
+    return sorted(storage for storage, workers in rates if workers == 0 and (storage, 1) in rates
+                  and rates[storage, 0] * WARMUP_RATIO < rates[storage, 1])
 
 
 @dataclasses.dataclass
@@ -43,7 +56,7 @@ class TrainingReport:
             'tool': 'lesrcnn-measure-training', 'command': self.command, 'recipe': recipe,
             'environment': self.environment,
             'loader': [dataclasses.asdict(row) for row in self.loader],
-            'loader_speedup': loader_speedups(self.loader),
+            'loader_speedup': loader_speedups(self.loader), 'loader_warmup': warmup_suspects(self.loader),
             'step': [dict(dataclasses.asdict(row), loss_ok=row.loss_ok) for row in self.step],
             'skipped': [dataclasses.asdict(row) for row in self.skipped],
             'loop': [dataclasses.asdict(row) for row in self.loop],
@@ -80,11 +93,17 @@ class TrainingReport:
         header = ['workers'] + [f'{s} samples/s' for s in storages] + (['raw / png'] if speedups else [])
         lines = ['**Data pipeline alone** (the recipe\'s dataset and batch, random samples):', '',
                  '| ' + ' | '.join(header) + ' |', '|' + ' ---: |' * len(header)]
+        warmup = warmup_suspects(self.loader)
         for workers in sorted({row.workers for row in self.loader}):
-            cells = [str(workers)] + [f'{rates[s, workers]:.1f}' if (s, workers) in rates else '' for s in storages]
+            cells = [str(workers)] + [f'{rates[s, workers]:.1f}' + (' (warm-up)' if workers == 0 and s in warmup else '')
+                                      if (s, workers) in rates else '' for s in storages]
             if speedups:
                 cells.append(f'{speedups[workers]:.1f}' if workers in speedups else '')
             lines.append('| ' + ' | '.join(cells) + ' |')
+        if warmup:
+            lines += ['', f'(warm-up): the 0-worker figure of {", ".join(warmup)} is more than {WARMUP_RATIO}x below the '
+                          '1-worker one, which runs the same code in one process: it measures the first batches\' '
+                          'start-up costs (file opens, caches), not the pipeline; read the 1-worker row instead.']
         return lines + ['']
 
     def _step_table(self) -> list[str]:
