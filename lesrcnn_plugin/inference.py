@@ -21,6 +21,13 @@ run); only the core's output is kept. With ``tile_overlap >= receptive_field_mar
 kept output pixel sees exactly the input it would see untiled, so tiled and untiled outputs agree up
 to floating-point rounding. The whole image stays on the host; the device only ever holds one tile
 of (tile + 2 * overlap)^2 pixels and its output, so device memory is bounded by the tile size.
+
+``tile='auto'`` (``auto_tile_size``) picks the tile per image: none when the image has no more
+pixels than a tile of ``AUTO_TILE_LIMIT`` pixels a side, otherwise the most even split into the
+fewest tiles of at most that size, context included. On the CPU the limit keeps
+each layer's 64-channel float32 map of a tile at 16 MiB, the size the fast path's HR strips are cut
+to (``archs/fast.py``), so a convolution reads and writes cache rather than memory; untiled, a
+1100x700 input streams 200 MB maps. On CUDA it bounds device memory.
 """
 from __future__ import annotations
 
@@ -166,6 +173,29 @@ def _runner(network: nn.Module, scale: int, device: torch.device, dtype: torch.d
     return run
 
 
+#: ``tile='auto'``: the largest tile, its context included, in LR pixels a side, by device type. CPU:
+#: 256 x 256 x 64 channels x 4 bytes = 16 MiB per feature map (see the module docstring). CUDA: a
+#: 512 x 512 tile's HR maps at x4 are 2048 x 2048 x 64 channels (0.5 GiB in fp16, 1 GiB in fp32).
+AUTO_TILE_LIMIT = {'cpu': 256, 'cuda': 512}
+
+
+def auto_tile_size(height: int, width: int, overlap: int, device_type: str = 'cpu') -> int | None:
+    """The core tile ``tile='auto'`` runs an image of ``height`` x ``width`` LR pixels with, or None.
+
+    None (untiled) when the whole image, which needs no context, has at most as many pixels as a
+    tile of ``AUTO_TILE_LIMIT[device_type]`` a side. Otherwise, among cores whose tile with context
+    (``core + 2 * overlap``) is at most that limit, those that need the fewest tiles (each inner
+    tile edge computes ``2 * overlap`` LR pixels twice), and of those the smallest core, which splits
+    the image most evenly. E.g. 700 x 1100 with an overlap of 13: cores of 220, 4 x 5 tiles (220 x 3
+    + 40 down, 220 x 5 across), rather than 230 (230 x 3 + 10, 230 x 4 + 180).
+    """
+    limit = AUTO_TILE_LIMIT.get(device_type, AUTO_TILE_LIMIT['cuda'])
+    if height * width <= limit * limit:
+        return None
+    largest = max(limit - 2 * overlap, 1)
+    return min(range(1, largest + 1), key=lambda core: (math.ceil(height / core) * math.ceil(width / core), core))
+
+
 def tiled_forward(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, tile: int,
                   overlap: int) -> torch.Tensor:
     """Apply ``run`` (an x``scale`` network) to ``x`` tile by tile and stitch the outputs.
@@ -224,7 +254,7 @@ def self_ensemble_forward(forward: Callable[[torch.Tensor], torch.Tensor], x: to
     return total.div_(len(DIHEDRAL_TRANSFORMS))  # in place: the output is the largest tensor alive
 
 
-def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None, tile: int | None = None,
+def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None, tile: int | str | None = None,
                    tile_overlap: int | None = None, self_ensemble: bool = False, device=None, dtype=None,
                    channels_last: bool = False) -> torch.Tensor:
     """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1] on the host; returns host float32, not clamped.
@@ -234,7 +264,8 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
             ``network(x, scale=k)``).
         x: Input batch.
         scale: Scale to run (for multi-scale networks); defaults to the network's.
-        tile: Core tile size in LR pixels; ``None`` runs the whole image at once.
+        tile: Core tile size in LR pixels; ``None`` runs the whole image at once; ``'auto'``:
+            ``auto_tile_size`` for this image and device.
         tile_overlap: Context around each tile in LR pixels; defaults to
             ``receptive_field_margin(network)``, the smallest overlap that leaves no seam.
         self_ensemble: Average the outputs over the 8 flips/rotations (x8 slower).
@@ -247,8 +278,12 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
     dtype = dtype or (parameter.dtype if parameter is not None else torch.float32)
     scale = network.default_scale if scale is None else scale
     forward = _runner(network, scale, device, dtype, channels_last)
+    if isinstance(tile, str) and tile != 'auto':
+        raise ValueError(f"tile must be a number of pixels, None or 'auto', got {tile!r}")
     if tile is not None:
         overlap = receptive_field_margin(network, scale) if tile_overlap is None else tile_overlap
+        tile = auto_tile_size(*x.shape[-2:], overlap, device.type) if tile == 'auto' else tile
+    if tile is not None:
         untiled = forward
 
         def forward(t: torch.Tensor) -> torch.Tensor:
@@ -259,9 +294,9 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
         return self_ensemble_forward(forward, x) if self_ensemble else forward(x)
 
 
-def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None, tile_overlap: int | None = None,
-                  self_ensemble: bool = False, dtype: torch.dtype | None = None, device=None,
-                  channels_last: bool = False, scale: int | None = None) -> np.ndarray:
+def upscale_image(network: nn.Module, image: np.ndarray, tile: int | str | None = None,
+                  tile_overlap: int | None = None, self_ensemble: bool = False, dtype: torch.dtype | None = None,
+                  device=None, channels_last: bool = False, scale: int | None = None) -> np.ndarray:
     """Super-resolve an OpenCV image (8/16-bit; gray, gray+alpha, BGR or BGRA), keeping its type and layout.
 
     Gray is replicated to RGB and brought back with the BT.601 luma weights; alpha is resized
@@ -304,5 +339,6 @@ def upscale_image(network: nn.Module, image: np.ndarray, tile: int | None = None
     return out[..., 0] if image.ndim == 2 else out
 
 
-__all__ = ['BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'prepare_network', 'receptive_field_margin',
-           'resolve_device', 'self_ensemble_forward', 'tiled_forward', 'upscale_image', 'upscale_tensor']
+__all__ = ['AUTO_TILE_LIMIT', 'BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'auto_tile_size', 'prepare_network',
+           'receptive_field_margin', 'resolve_device', 'self_ensemble_forward', 'tiled_forward', 'upscale_image',
+           'upscale_tensor']

@@ -137,7 +137,7 @@ def test_a_header_bomb_is_refused_by_name_and_the_batch_goes_on(tmp_path, weight
     real_decode = image_io.decode_image
     monkeypatch.setattr(image_io, 'decode_image', lambda data, source: decoded.append(source)
                         or real_decode(data, source))
-    assert upscale(weights, tmp_path / 'in', '-o', tmp_path / 'out') == 1
+    assert upscale(weights, tmp_path / 'in', '-o', tmp_path / 'out', '--tile', 'none') == 1
     err = capsys.readouterr().err
     limit = upscale_cli.default_max_pixels(prepare_network(LESRCNN(2, num_feat=8)), None, torch.device('cpu'),
                                            torch.float32)
@@ -150,8 +150,10 @@ def test_a_header_bomb_is_refused_by_name_and_the_batch_goes_on(tmp_path, weight
 
 def test_max_pixels_and_its_defaults(tmp_path, weights, capsys):
     random_png(tmp_path / 'in.png', size=(10, 12))
-    assert upscale(weights, tmp_path / 'in.png', '-o', tmp_path / 'out', '--max-pixels', '119') == 1
+    assert upscale(weights, tmp_path / 'in.png', '-o', tmp_path / 'out', '--max-pixels', '119', '--tile', 'none') == 1
     assert 'larger than the limit of 0.0 MP (not decoded); use --tile 512' in capsys.readouterr().err
+    assert upscale(weights, tmp_path / 'in.png', '-o', tmp_path / 'out', '--max-pixels', '119') == 1  # --tile auto
+    assert 'raise --max-pixels if this machine has the memory' in capsys.readouterr().err
     assert upscale(weights, tmp_path / 'in.png', '-o', tmp_path / 'out', '--max-pixels', '119', '--tile', '4') == 1
     assert 'raise --max-pixels if this machine has the memory' in capsys.readouterr().err
     assert upscale(weights, tmp_path / 'in.png', '-o', tmp_path / 'out', '--max-pixels', '120') == 0

@@ -57,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='auto', help='auto (CUDA when available), cpu, cuda or cuda:N')
     parser.add_argument('--dtype', default='fp32', choices=sorted(DTYPES), help='compute precision (default fp32)')
     parser.add_argument('--channels-last', action='store_true', help='run in NHWC memory format')
-    parser.add_argument('--tile', type=positive_int, help='tile size in LR pixels (default: whole image at once)')
+    parser.add_argument('--tile', type=tile_size, metavar='{auto,none,N}',
+                        help='tile size in LR pixels; auto (default): tiles of at most 256 pixels with context on '
+                             'the CPU (512 on CUDA) when the image is larger, seamless; none: whole image at once')
     parser.add_argument('--tile-overlap', type=int_at_least(0),
                         help='context around each tile in LR pixels (default and minimum for seamless output: '
                              'the network\'s receptive-field margin)')
@@ -71,13 +73,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_overwrite_argument(parser, 'existing output images')
     parser.add_argument('--max-pixels', type=positive_int,
                         help='refuse larger images (width x height, read from the header before decoding). Default: '
-                             f'{MAX_PIXELS_TILED:,} with --tile or on CUDA, {MAX_PIXELS_UNTILED_FUSED:,} untiled on '
+                             f'{MAX_PIXELS_TILED:,} tiled (--tile auto or N) or on CUDA, {MAX_PIXELS_UNTILED_FUSED:,} '
+                             'with --tile none on '
                              f'the CPU fast path in fp32, {MAX_PIXELS_UNTILED:,} untiled otherwise (what 24 GB hold '
                              'at x4)')
     args = parser.parse_args(argv)
-    if args.tile_overlap is not None and args.tile is None:
-        parser.error('--tile-overlap needs --tile')
+    if args.tile_overlap is not None and args.tile in (None, 'none'):
+        parser.error('--tile-overlap needs --tile (auto or a size)')
+    args.tile = 'auto' if args.tile is None else None if args.tile == 'none' else args.tile
     return args
+
+
+def tile_size(text: str) -> int | str:
+    """``--tile``: ``auto``, ``none`` or a positive number of pixels."""
+    return text if text in ('auto', 'none') else positive_int(text)
 
 
 def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
