@@ -254,7 +254,7 @@ def _download(entry: WeightsEntry, url: str, destination: Path, progress: bool, 
     """Download ``url`` to ``destination``: at most ``entry.size`` bytes, no wait longer than ``timeout``.
 
     torch.hub's ``download_url_to_file`` takes neither a size limit nor a timeout (it reads until the
-    server stops, and waits for ever), so this is the same loop, urllib's, with both.
+    server stops, and waits for ever), so this is its loop over urllib's ``urlopen``, with both.
     """
     try:
         request = urllib.request.Request(url, headers={'User-Agent': 'lesrcnn-plugin'})

@@ -24,7 +24,6 @@ import pytest
 import torch
 from PIL import Image
 
-from lesrcnn_plugin import weights
 from lesrcnn_plugin.archs import LESRCNN
 from lesrcnn_plugin.checkpoint import save_checkpoint
 from lesrcnn_plugin.data.raw_store import write_raw_lmdb
@@ -247,11 +246,6 @@ def test_weights_dir_that_is_a_file_is_named(tmp_path, monkeypatch):
     assert str(refused.value) == (f'{cache}: is a file, not a folder; LESRCNN_WEIGHTS_DIR must name the folder that '
                                   'caches weights files')
     assert cache.read_text() == 'not a folder'
-
-
-def test_mistyped_name_lists_the_most_similar_first():
-    with pytest.raises(WeightsError, match="'lesrcnn_2x': no such file, .*; registered: lesrcnn_x2, lesrcnn_x3"):
-        resolve_weights('lesrcnn_2x')
 
 
 # ------------------------------------------------------------------------------------------- upscale
