@@ -259,7 +259,7 @@ def test_cli_rejects_an_unreadable_checkpoint(tmp_path, capsys):
     write_pngs(tmp_path / 'in', count=1)
     (tmp_path / 'w.pth').write_bytes(b'junk')
     assert upscale_cli.main(['-c', str(tmp_path / 'w.pth'), str(tmp_path / 'in'), '-o', str(tmp_path / 'out')]) == 1
-    assert 'w.pth: cannot read checkpoint' in capsys.readouterr().err
+    assert 'w.pth: not a PyTorch checkpoint' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('fmt', FORMATS)
