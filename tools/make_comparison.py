@@ -142,9 +142,12 @@ def measure_runtime(networks: list[tuple[str, int, nn.Module]], device: torch.de
 
 
 def kept_runtime(previous: dict, rows: list[dict]) -> dict:
-    """The previous runs' timings of rows whose network is unchanged (same label, spec, arguments, variant)."""
-    before = {row['label']: (row['spec'], row['kwargs'], row.get('variant')) for row in previous.get('networks', [])}
-    now = {row['label']: (row['spec'], row['kwargs'], row['variant']) for row in rows}
+    """The previous runs' timings of rows whose network is unchanged (same label, spec and arguments, folded
+    and on Y alike)."""
+    def key(row: dict) -> tuple:
+        return row['spec'], row['kwargs'], row.get('deployed', False), row.get('luma', False)
+    before = {row['label']: key(row) for row in previous.get('networks', [])}
+    now = {row['label']: key(row) for row in rows}
     unchanged = {label for label, key in now.items() if before.get(label) == key}
     kept = {}
     for device, runtime in previous.get('runtime', {}).items():
