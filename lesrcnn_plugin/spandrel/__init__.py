@@ -20,7 +20,8 @@ as a state dict already read as inert data, never as a file (spandrel opens ``.p
 ``torch.jit.load``, which runs the code a TorchScript archive holds).
 
 Registration is idempotent: importing again, or calling ``install()`` again, changes nothing.
-Only this subpackage imports spandrel (install it with ``pip install lesrcnn-plugin[spandrel]``).
+Only this subpackage imports spandrel (install it with the ``spandrel`` extra, from a clone:
+``pip install -e '.[spandrel]'``). ``integrations/comfyui/`` is the custom node folder described above.
 """
 from __future__ import annotations
 
