@@ -1,23 +1,24 @@
-"""Checkpoints of the LESRCNN family: one loader, formats described as data, one strict key map.
+"""Checkpoints of the LESRCNN family: one loader and one writer, formats described as data.
+
+``FILE_FORMATS`` is the one table of how weights sit in a file: under which container key, with
+which key prefix, in which key layout, with which metadata. Reading and writing both follow it,
+and so does spandrel's detection (``lesrcnn_plugin.spandrel``).
 
 Reading any file goes the same way (``load_model`` and ``load_weights`` are the only entry points the
 tools and integrations use):
 
 1. ``read_checkpoint``: the file is unpickled as inert data (``lesrcnn_plugin.safe_load``): nothing
    read from a file ever runs code.
-2. ``canonical_state``: containers and wrapper prefixes are unwrapped the way spandrel canonicalises
-   state dicts: ``params_ema`` (preferred), ``params``, ``state_dict``, ``model``, ``net``, then the
-   ``module.`` (DataParallel/DDP) and ``generator.`` (MMagic) prefixes.
-3. The key layout is recognised by the distinctive keys it must have (``LAYOUTS``): the authors'
-   (``official``) names are renamed to this package's (``plain``) through ``KEY_MAP``.
-4. ``infer_arch`` reads the network, its scales, width and variant from the weights; the network is
+2. ``canonical_state``: the containers of ``FILE_FORMATS`` are unwrapped in the table's order
+   (BasicSR's ``params_ema`` before its ``params``) and their prefixes removed, the way spandrel
+   canonicalises state dicts.
+3. ``key_map.identify``: each registered network's spec recognises its own layout by its distinctive
+   keys; a file in another layout (the authors': ``official``) is renamed through the spec's key map.
+4. The spec reads the network's hyper-parameters from the weights (``infer_arch``); the network is
    built and the weights loaded strictly (``load_strict``): a missing, unexpected, mis-shaped or
    non-finite tensor raises ``CheckpointError`` naming it, and the file.
 
-Writing (``save_checkpoint``) uses the same tables: each of ``FILE_FORMATS`` is a container key, a
-key prefix and a layout.
-
-The key map between the authors' names and ours is ``lesrcnn_plugin.key_map``.
+Writing (``save_checkpoint``, ``format_checkpoint``) puts a state dict into one of ``FORMATS``.
 """
 from __future__ import annotations
 
@@ -31,43 +32,49 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .archs import build_arch
+from .archs import PLAIN, build_arch, spec_for
 from .errors import CheckpointError
 from .fileio import atomic_path
-from .key_map import KEY_MAP, official_scale, official_to_plugin, plugin_to_official, upsampler_scales
+from .key_map import (detect_network, identify, official_scale, official_to_plugin, plain_to_layout,
+                      plugin_to_official)
 
 
 @dataclasses.dataclass(frozen=True)
 class FileFormat:
-    """How one framework stores the weights: ``{container: {prefix + key: tensor}}`` in ``layout`` names.
+    """How one framework stores the weights: ``{container: {prefix + key: tensor}, meta: {...}}``.
 
     Attributes:
-        containers: Keys the state dict sits under, the one written first (none: a bare state dict).
-        prefix: Prefix of every weight key inside the container.
-        layout: Key names, one of ``LAYOUTS``.
+        layout: Key names: ``'plain'`` (this package's) or a layout the networks' specs map (``'official'``).
+        containers: Keys the weights may sit under, tried in this order when reading (none: a bare state dict).
+        written_under: The container written (``None``: a bare state dict).
+        prefix: Prefix of every weight key (a wrapper's attribute name); removed wherever found when reading.
+        meta: Key of the metadata dict written beside the weights (``None``: no place for it).
+        written: Whether the package writes this format (else it only reads what others write).
     """
-    containers: tuple[str, ...]
-    prefix: str
-    layout: str
+    layout: str = PLAIN
+    containers: tuple[str, ...] = ()
+    written_under: str | None = None
+    prefix: str = ''
+    meta: str | None = None
+    written: bool = True
 
 
 FILE_FORMATS = {
-    'official': FileFormat((), '', 'official'),                   # the authors' released files
-    'basicsr': FileFormat(('params', 'params_ema'), '', 'plain'),  # BasicSR's net_g_*.pth
-    'mmagic': FileFormat(('state_dict',), 'generator.', 'plain'),  # mmengine/MMagic checkpoints
-    'plain': FileFormat((), '', 'plain'),                          # this package's state dict
+    'official': FileFormat('official'),                                           # the authors' released files
+    'basicsr': FileFormat(containers=('params_ema', 'params'), written_under='params'),  # BasicSR's net_g_*.pth
+    'mmagic': FileFormat(containers=('state_dict',), written_under='state_dict', prefix='generator.',
+                         meta='meta'),                                            # mmengine/MMagic checkpoints
+    'plain': FileFormat(),                                                        # this package's state dict
+    # Read, never written:
+    'dataparallel': FileFormat(prefix='module.', written=False),             # DataParallel/DDP-wrapped weights
+    'training-script': FileFormat(containers=('model', 'net'), written=False),  # {'model': ..., 'optimizer': ...}
 }
-FORMATS = tuple(FILE_FORMATS)
-
-#: Containers unwrapped when reading, in order of preference (BasicSR's EMA weights before its raw ones).
-CONTAINERS = ('params_ema', 'params', 'state_dict', 'model', 'net')
-#: Prefixes that wrappers put before every key of the network: DataParallel/DDP, then MMagic's model.
-PREFIXES = ('module.', 'generator.')
-#: Key layouts, each named by keys only it has (spandrel's ``KeyCondition.has_all`` in spirit).
-LAYOUTS = {
-    'official': ('conv1.0.weight', 'conv18.0.weight', 'sub_mean.shifter.weight'),
-    'plain': ('information_extraction.shallow.weight', 'refinement.to_rgb.weight', 'subtract_mean.weight'),
-}
+#: The formats the package writes (``lesrcnn-convert --to``).
+FORMATS = tuple(name for name, fmt in FILE_FORMATS.items() if fmt.written)
+#: Containers unwrapped when reading, in order of preference.
+CONTAINERS = tuple(container for fmt in FILE_FORMATS.values() for container in fmt.containers)
+#: Prefixes that wrappers put before every key of the network.
+PREFIXES = tuple(dict.fromkeys(fmt.prefix for fmt in FILE_FORMATS.values() if fmt.prefix))
 
 
 def _unwrap(checkpoint: Mapping) -> tuple[str | None, Mapping]:
@@ -81,31 +88,24 @@ def _unwrap(checkpoint: Mapping) -> tuple[str | None, Mapping]:
     return None, checkpoint
 
 
-def _strip_prefixes(state: Mapping) -> tuple[str, dict]:
-    """(prefixes removed, the keys that carried them, without them); other keys are dropped."""
-    removed = ''
+def _strip_prefixes(state: Mapping) -> dict:
+    """The keys under the wrappers' prefixes, without them (nested wrappers, e.g. DDP around MMagic's
+    model, in any order); when a prefix is found, keys without it (a wrapper's other parts) are dropped."""
     state = dict(state)
-    for prefix in PREFIXES:
-        if any(isinstance(k, str) and k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
-            removed += prefix
-    return removed, state
-
-
-def _layout(state: Mapping) -> str:
-    for name, keys in LAYOUTS.items():
-        if all(key in state for key in keys):
-            return name
-    raise CheckpointError(f'not a LESRCNN-family checkpoint: none of the known key layouts fits '
-                          f'(first keys: {list(state)[:3]})')
+    while True:
+        prefix = next((p for p in PREFIXES if any(isinstance(k, str) and k.startswith(p) for k in state)), None)
+        if prefix is None:
+            return state
+        state = {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
 def detect_format(checkpoint: Mapping) -> str:
     """Which of ``FORMATS`` a loaded checkpoint is in (a foreign container is named by its layout)."""
     container, state = _unwrap(checkpoint)
-    layout = _layout(_strip_prefixes(state)[1])
-    for name, fmt in FILE_FORMATS.items():
-        if container in fmt.containers and fmt.layout == layout:
+    layout = identify(_strip_prefixes(state))[1]
+    for name in FORMATS:
+        fmt = FILE_FORMATS[name]
+        if fmt.layout == layout and (container in fmt.containers if container else not fmt.containers):
             return name
     return layout
 
@@ -113,45 +113,31 @@ def detect_format(checkpoint: Mapping) -> str:
 def canonical_state(checkpoint: Mapping) -> tuple[str, dict[str, torch.Tensor]]:
     """(layout, state dict) of any loaded checkpoint: containers and wrapper prefixes removed."""
     _, state = _unwrap(checkpoint)
-    _, state = _strip_prefixes(state)
+    state = _strip_prefixes(state)
     if not state:
         raise CheckpointError('the checkpoint holds no weights')
-    return _layout(state), state
+    return identify(state)[1], state
 
 
 def to_plugin_state(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     """Any supported checkpoint (already loaded) to this package's plain state dict."""
-    layout, state = canonical_state(checkpoint)
-    return official_to_plugin(state) if layout == 'official' else state
+    _, state = _unwrap(checkpoint)
+    state = _strip_prefixes(state)
+    if not state:
+        raise CheckpointError('the checkpoint holds no weights')
+    return identify(state)[2]
 
 
 def infer_arch(state: Mapping[str, torch.Tensor], variant: str | None = None) -> tuple[str, dict]:
-    """Guess the network name and constructor arguments from a plain state dict.
+    """The network name and constructor arguments a plain state dict holds, read by its spec.
 
     ``variant`` overrides the guess; it is required for the ablations ``ieeb_rb``, ``ieeb`` and
     ``hn``, which hold the same weights and differ only in their forward pass.
     """
-    scales = upsampler_scales(state)
-    if not scales:
-        raise CheckpointError('no upsampler weights found: cannot tell the scale')
-    shallow = state.get('information_extraction.shallow.weight')
-    if shallow is None:
-        raise CheckpointError("no 'information_extraction.shallow.weight': cannot tell the width")
-    # Only a non-default width is passed, so the guess reads like the constructor call one would write.
-    width = {} if shallow.shape[0] == 64 else {'num_feat': shallow.shape[0]}
-    if any('branch5x5' in k for k in state):
-        return 'DualKernelLESRCNN', {'upscale': scales[0], **width}
-    if variant is None:
-        fuse = state.get('information_extraction.stages.0.fuse.weight')
-        if fuse is not None and fuse.shape[-1] == 3:
-            variant = 'sn'
-        elif any(k.startswith('refinement.convs.') for k in state):
-            variant = 'full'
-        else:
-            raise CheckpointError('an ablation checkpoint without an IRB (ieeb_rb, ieeb or hn): pass the variant')
-    if len(scales) > 1:
-        return 'MultiScaleLESRCNN', {'scales': scales, 'default_scale': scales[0], 'variant': variant, **width}
-    return 'LESRCNN', {'upscale': scales[0], 'variant': variant, **width}
+    spec = detect_network(state)
+    if spec is None:
+        raise CheckpointError(f'the weights fit none of the registered networks (first keys: {list(state)[:3]})')
+    return spec.name, spec.read_arguments(state, variant)
 
 
 def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None, scale: int | None = None,
@@ -160,24 +146,21 @@ def model_from_state(state: Mapping[str, torch.Tensor], arch: str | None = None,
 
     Args:
         state: A plain state dict (``to_plugin_state``).
-        arch: Network class to build (default: read from the weights). Another class for the same
-            weights keeps the scales and the width of the weights.
+        arch: Network to build (default: read from the weights). Another network for the same
+            weights reads its arguments (scales, width) from them, as its spec does.
         scale: Scale the network runs by default. A multi-scale network must have it; a single-scale
             one is built for it, so weights of another scale are refused naming the missing key.
         variant: LESRCNN ablation; needed for the ablations without an IRB.
     """
     name, kwargs = infer_arch(state, variant)
     if arch is not None and arch != name:
-        scales = upsampler_scales(state)
-        size = ({'scales': scales, 'default_scale': scales[0]} if arch == 'MultiScaleLESRCNN'
-                else {'upscale': scales[0]})
-        kwargs = {**size, **{key: kwargs[key] for key in ('num_feat',) if key in kwargs},
-                  **({'variant': variant} if variant is not None else {})}
-        name = arch
+        name, kwargs = arch, spec_for(arch).read_arguments(state, variant)
+    spec = spec_for(name)
     if scale is not None:
-        if 'scales' in kwargs and scale not in kwargs['scales']:
-            raise CheckpointError(f'the network has upsamplers for scales {tuple(kwargs["scales"])}, not x{scale}')
-        kwargs['default_scale' if 'scales' in kwargs else 'upscale'] = scale
+        built = kwargs.get(spec.scales_argument) if spec.scales_argument else None
+        if built is not None and scale not in built:
+            raise CheckpointError(f'the network has upsamplers for scales {tuple(built)}, not x{scale}')
+        kwargs[spec.scale_argument] = scale
     model = build_arch(name, **kwargs)
     load_strict(model, state)
     return model.eval()
@@ -298,7 +281,7 @@ def load_weights(model: nn.Module, source: str | os.PathLike, strict: bool = Tru
     checkpoint = read_checkpoint(path)
     with _naming(path):
         found = next((c for c in containers if isinstance(checkpoint.get(c), Mapping)), None)
-        state = _strip_prefixes(checkpoint[found])[1] if found else to_plugin_state(checkpoint)
+        state = _strip_prefixes(checkpoint[found]) if found else to_plugin_state(checkpoint)
         if strict:
             load_strict(model, state)
         else:
@@ -306,27 +289,34 @@ def load_weights(model: nn.Module, source: str | os.PathLike, strict: bool = Tru
     return path
 
 
-def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, fmt: str,
-                    meta: dict | None = None) -> None:
-    """Write a plain state dict in ``fmt`` (one of ``FORMATS``), atomically.
+def format_checkpoint(state: Mapping[str, torch.Tensor], fmt: str, meta: dict | None = None) -> dict:
+    """A plain state dict put into ``fmt`` (one of ``FORMATS``) as ``FILE_FORMATS`` describes it.
 
     ``meta`` is stored beside the weights in the formats that have a place for it (MMagic's ``meta``).
+    """
+    if fmt not in FORMATS:
+        raise CheckpointError(f'unknown format {fmt!r}; choose one of {FORMATS}')
+    spec = FILE_FORMATS[fmt]
+    if spec.layout != PLAIN:
+        state = plain_to_layout(state, spec.layout)
+    payload: dict = {spec.prefix + k: v for k, v in state.items()}
+    if spec.written_under is not None:
+        payload = {spec.written_under: payload}
+    if spec.meta is not None:
+        payload[spec.meta] = dict(meta or {})
+    return payload
+
+
+def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, fmt: str,
+                    meta: dict | None = None) -> None:
+    """Write a plain state dict in ``fmt`` (one of ``FORMATS``, see ``format_checkpoint``), atomically.
 
     Raises:
         OSError: naming ``path``, when it cannot be written (a full disk, a read-only folder); no
             temporary file is left behind.
     """
-    if fmt not in FILE_FORMATS:
-        raise CheckpointError(f'unknown format {fmt!r}; choose one of {FORMATS}')
-    spec = FILE_FORMATS[fmt]
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    if spec.layout == 'official':
-        state = plugin_to_official(state)
-    payload: dict = {spec.prefix + k: v for k, v in state.items()}
-    if spec.containers:
-        payload = {spec.containers[0]: payload}
-        if fmt == 'mmagic':
-            payload['meta'] = dict(meta or {})
+    payload = format_checkpoint(state, fmt, meta)
     # Serialised in memory (a few MB for this family) and written by Python: torch.save's own file
     # writer reports a full disk as a RuntimeError without errno or file name.
     buffer = io.BytesIO()
@@ -335,9 +325,8 @@ def save_checkpoint(state: Mapping[str, torch.Tensor], path: str | os.PathLike, 
         tmp.write_bytes(buffer.getbuffer())
 
 
-__all__ = ['CONTAINERS', 'CheckpointError', 'FILE_FORMATS', 'FORMATS', 'FileFormat', 'KEY_MAP', 'LAYOUTS',
-           'LoadedCheckpoint', 'PREFIXES', 'canonical_state', 'detect_format', 'infer_arch', 'is_family_checkpoint',
+__all__ = ['CONTAINERS', 'CheckpointError', 'FILE_FORMATS', 'FORMATS', 'FileFormat', 'LoadedCheckpoint', 'PREFIXES',
+           'canonical_state', 'detect_format', 'format_checkpoint', 'infer_arch', 'is_family_checkpoint',
            'load_checkpoint', 'load_model', 'load_strict', 'load_weights', 'model_from_checkpoint', 'model_from_state',
-           'non_finite_keys', 'official_scale', 'official_to_plugin',
-           'plugin_to_official', 'read_checkpoint', 'resolve_source', 'save_checkpoint', 'to_plugin_state',
-           'upsampler_scales']
+           'non_finite_keys', 'official_scale', 'official_to_plugin', 'plugin_to_official', 'read_checkpoint',
+           'resolve_source', 'save_checkpoint', 'to_plugin_state']

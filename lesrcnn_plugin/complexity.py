@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .archs import LESRCNNBody
+from .archs import spec_of
 from .errors import ConfigError
 from .networks import ForeignNetwork
 
@@ -181,7 +181,7 @@ class ComplexityReport:
 
 def block_layout(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
     """(row name, module paths) of a report: ``BLOCKS`` for the family, else each top-level child."""
-    if isinstance(model, LESRCNNBody):
+    if spec_of(model) is not None:
         return list(BLOCKS)
     network, prefix = (model.network, 'network.') if isinstance(model, ForeignNetwork) else (model, '')
     return [(name, (prefix + name,)) for name, _ in network.named_children()]
@@ -265,7 +265,7 @@ def count_complexity(model: nn.Module, size: InputSize, scale: int | None = None
             block.activations += executed.activations
             block.conv_calls += executed.conv_calls
         blocks.append(block)
-    notes = _family_notes(model, scale) if isinstance(model, LESRCNNBody) else []
+    notes = _family_notes(model, scale) if spec_of(model) is not None else []
     blocks = _with_top_level(model, blocks, total, notes)
     if device == 'cpu':
         notes.append('Counted on the CPU: the network does not run on the meta device.')
@@ -281,7 +281,7 @@ def _with_top_level(model: nn.Module, blocks: list[BlockCount], total: BlockCoun
     """
     remainder = BlockCount(TOP_LEVEL, **{field: getattr(total, field) - sum(getattr(b, field) for b in blocks)
                                          for field in _FIELDS})
-    if isinstance(model, LESRCNNBody):
+    if spec_of(model) is not None:
         if any(getattr(remainder, field) for field in _FIELDS):
             raise AssertionError(f'the blocks do not add up to the network: {remainder}')
         return blocks
@@ -295,7 +295,7 @@ def _with_top_level(model: nn.Module, blocks: list[BlockCount], total: BlockCoun
     return rows
 
 
-def _family_notes(model: LESRCNNBody, scale: int) -> list[str]:
+def _family_notes(model: nn.Module, scale: int) -> list[str]:
     notes = []
     if model.reconstruction.fuse_shallow:
         notes.append('RB: the same upsampler runs twice (deep and shallow features): its MACs and '

@@ -40,8 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .archs.blocks import DualKernelConv, LESRCNNBody
-from .archs.fast import FastLESRCNN
+from .archs import lower, spec_of
 from .errors import ConfigError, ImageError
 
 #: ITU-R BT.601 luma weights for R, G, B: how a super-resolved gray image returns to one channel.
@@ -59,19 +58,20 @@ def _channels(image: np.ndarray) -> int:
 # ------------------------------------------------------------------------------------------ models
 
 
-def prepare_network(model: LESRCNNBody, fast: bool = True, device: str | torch.device = 'cpu',
+def prepare_network(model: nn.Module, fast: bool = True, device: str | torch.device = 'cpu',
                     dtype: torch.dtype = torch.float32, channels_last: bool = False) -> nn.Module:
     """The module to run: the exact fast path (``FastLESRCNN``) or a copy of the model, placed and cast.
 
     Args:
         model: A LESRCNN-family network with its weights.
-        fast: Use ``FastLESRCNN`` (same outputs up to rounding, one upsampler pass instead of two).
+        fast: Use the network's fast path (its spec's ``fast_path``: ``FastLESRCNN``, same outputs up to
+            rounding, one upsampler pass instead of two).
         device: Where to run.
         dtype: Weights and activations type (float32, float16, bfloat16).
         channels_last: Store weights (and, in ``upscale_image``, inputs) as NHWC.
     """
     # Module.to() works in place: the reference path gets a copy so that ``model`` keeps its float32 weights.
-    network = FastLESRCNN(model) if fast else copy.deepcopy(model)
+    network = lower(model) if fast else copy.deepcopy(model)
     network = network.to(device=device, dtype=dtype).eval()
     if channels_last:
         network = network.to(memory_format=torch.channels_last)
@@ -95,53 +95,26 @@ def resolve_device(name: str | torch.device = 'auto') -> torch.device:
 # ------------------------------------------------------------------------------ receptive field
 
 
-def _half_kernel(module: nn.Module) -> int:
-    """Pixels a layer reaches on each side: k // 2 for a conv, the wider branch for a dual-kernel layer."""
-    if isinstance(module, DualKernelConv):
-        return max(_half_kernel(module.branch3x3), _half_kernel(module.branch5x5))
-    if isinstance(module, nn.Conv2d):
-        if module.dilation != (1, 1) or module.stride != (1, 1):
-            raise ValueError('receptive_field_margin assumes stride-1, undilated convolutions')
-        return max(module.kernel_size) // 2
-    raise TypeError(f'no receptive-field rule for {type(module).__name__}')
-
-
 def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
-    """Receptive-field radius of a LESRCNN-family network in LR pixels: the smallest safe tile overlap.
+    """Receptive-field radius of a registered network in LR pixels: the smallest safe tile overlap.
 
-    Counted from the layers, each stride-1 convolution adding ``kernel // 2`` pixels on its own grid:
-
-    * LR grid: the mean shift (1x1, 0), the IEEB's shallow 3x3 layer and, per stage, the extraction
-      layer (3x3: 1; dual-kernel 3x3+5x5: 2) and the fusing layer (1x1: 0; 3x3 in the SN ablation: 1);
-    * the RB upsampler: 1 per 3x3 convolution, counted as a full LR pixel (the second x2 stage of x4
-      runs at twice the LR resolution, so this over-counts by half a pixel: a safe bound);
-    * HR grid: the IRB's 3x3 layers and its 3x3 projection to RGB (the output mean shift is 1x1), ``r``
-      HR pixels in all, which is ``ceil(r / scale)`` LR pixels.
-
-    For LESRCNN: 1 + 8 + 1 + ceil(5/2) = 13 at x2, 1 + 8 + 1 + ceil(5/3) = 12 at x3, 1 + 8 + 2 +
-    ceil(5/4) = 13 at x4.
+    Its spec's ``receptive_field`` counts it from the layers (for the LESRCNN family,
+    ``archs.family.receptive_field_margin``: 13 LR pixels at x2, 12 at x3, 13 at x4); a fast path
+    keeps the margins of the network it was built from.
 
     Args:
-        model: A ``LESRCNN``/``MultiScaleLESRCNN``/``DualKernelLESRCNN`` or its ``FastLESRCNN``.
+        model: A registered network (``LESRCNN``, ``MultiScaleLESRCNN``, ...) or its fast path.
         scale: The scale to run (defaults to the network's own); picks the upsampler.
     """
     scale = model.default_scale if scale is None else scale
-    if isinstance(model, FastLESRCNN):
-        lr_layers = [model.shallow, *model.extract, *model.fuse]
-        upsampler = model.upsamplers[f'x{scale}']
-        hr_layers = [*model.refinement_convs, model.to_rgb]
-    elif isinstance(model, LESRCNNBody):
-        extraction = model.information_extraction
-        lr_layers = [extraction.shallow, *(layer for stage in extraction.stages for layer in (stage.extract, stage.fuse))]
-        upsampler = model.reconstruction.upsamplers[f'x{scale}']
-        hr_layers = [*model.refinement.convs, model.refinement.to_rgb]
-    else:
-        raise TypeError(f'receptive_field_margin knows the LESRCNN family only, not {type(model).__name__}; '
+    spec = spec_of(model)
+    if spec is not None:
+        return spec.receptive_field(model, scale)
+    margins = getattr(model, 'receptive_field_margins', None)  # a fast path: its network's
+    if margins is None:
+        raise TypeError(f'receptive_field_margin knows the registered networks only, not {type(model).__name__}; '
                         'give tile_overlap explicitly')
-    lr_margin = sum(_half_kernel(layer) for layer in lr_layers)
-    lr_margin += sum(_half_kernel(layer) for layer in upsampler if isinstance(layer, nn.Conv2d))
-    hr_margin = sum(_half_kernel(layer) for layer in hr_layers)
-    return lr_margin + math.ceil(hr_margin / scale)
+    return margins[scale]
 
 
 # --------------------------------------------------------------------------------------- inference

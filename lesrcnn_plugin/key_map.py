@@ -1,59 +1,37 @@
-"""The one key map between the LESRCNN authors' state dicts and this package's, in both directions.
+"""Key layouts: which network a state dict holds, and its keys renamed between layouts, strictly.
 
-Key map between the authors' names and ours (k = 1..8 indexes the IEEB stages)::
+Each network's spec (``archs.NetworkSpec``) says how to recognise its own layout (``detect``) and maps
+every other layout its checkpoints come in (``key_maps``, e.g. ``'official'``: the authors' code; the
+LESRCNN family's is ``archs.family.authors_key_map``). This module applies those declarations:
 
-    sub_mean.shifter.{weight,bias}   <-> subtract_mean.{weight,bias}
-    add_mean.shifter.{weight,bias}   <-> add_mean.{weight,bias}
-    conv1.0.weight                   <-> information_extraction.shallow.weight
-    conv{2k}.0.weight                <-> information_extraction.stages.{k-1}.extract.weight
-    conv{2k+1}.0.weight              <-> information_extraction.stages.{k-1}.fuse.weight
-    conv17_{j}.0.weight  (j = 1..4)  <-> refinement.convs.{j-1}.weight
-    conv18.0.weight                  <-> refinement.to_rgb.weight
-    upsample.up.body.{i}.*           <-> reconstruction.upsamplers.x{scale}.{i}.*
-    upsample.up{s}.body.{i}.*        <-> reconstruction.upsamplers.x{s}.{i}.*   (multi-scale)
+* ``identify``: the network and layout of a state dict, and the dict in this package's layout;
+* ``layout_to_plain`` / ``plain_to_layout``: renaming through a spec's ``KeyMap``, in either direction.
+  Every key must have a counterpart; a key that has none, or two keys meeting one name, raise
+  ``CheckpointError`` naming them.
 
-The forward map is written once (``KEY_MAP`` and ``UPSAMPLER_PREFIXES``); the reverse is derived from it.
+The forward map is written once per layout (``KeyMap.names`` and ``KeyMap.per_scale``); the reverse
+is derived from it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import torch
 
-from .archs.blocks import SUPPORTED_SCALES
+from .archs.spec import PLAIN, KeyMap, NetworkSpec, network_specs
 from .errors import CheckpointError
 
-
-def _key_pairs() -> Iterator[tuple[str, str]]:
-    """(authors' name, our name) of every layer outside the upsamplers."""
-    for param in ('weight', 'bias'):
-        yield f'sub_mean.shifter.{param}', f'subtract_mean.{param}'
-        yield f'add_mean.shifter.{param}', f'add_mean.{param}'
-    yield 'conv1.0.weight', 'information_extraction.shallow.weight'
-    for stage in range(8):
-        yield f'conv{2 * stage + 2}.0.weight', f'information_extraction.stages.{stage}.extract.weight'
-        yield f'conv{2 * stage + 3}.0.weight', f'information_extraction.stages.{stage}.fuse.weight'
-    for layer in range(4):
-        yield f'conv17_{layer + 1}.0.weight', f'refinement.convs.{layer}.weight'
-    yield 'conv18.0.weight', 'refinement.to_rgb.weight'
-
-
-#: The key map, authors' name -> ours; the reverse map is derived from it, never written twice.
-KEY_MAP = dict(_key_pairs())
-_REVERSE_KEY_MAP = {ours: official for official, ours in KEY_MAP.items()}
-#: Upsampler key prefixes, authors' -> ours, per scale; a single-scale file names its upsampler ``up``.
-UPSAMPLER_PREFIXES = {f'upsample.up{scale}.body.': f'reconstruction.upsamplers.x{scale}.' for scale in SUPPORTED_SCALES}
-_SINGLE_SCALE_PREFIX = 'upsample.up.body.'
+OFFICIAL = 'official'
 
 
 def _rename(state: Mapping[str, torch.Tensor], names: Mapping[str, str],
             prefixes: Mapping[str, str]) -> dict[str, torch.Tensor]:
-    """Rename every key through ``names`` or, for upsampler weights, through ``prefixes``."""
+    """Rename every key through ``names`` or, for per-scale layers, through ``prefixes``."""
     out = {}
     for key, value in state.items():
         new_key = names.get(key)
         if new_key is None:
-            prefix = next((p for p in prefixes if key.startswith(p)), None)
+            prefix = next((p for p in prefixes if isinstance(key, str) and key.startswith(p)), None)
             if prefix is None:
                 raise CheckpointError(f'unexpected key {key!r}: it has no counterpart in the key map')
             new_key = prefixes[prefix] + key[len(prefix):]
@@ -63,46 +41,108 @@ def _rename(state: Mapping[str, torch.Tensor], names: Mapping[str, str],
     return out
 
 
-def official_scale(state: Mapping[str, torch.Tensor]) -> int | None:
-    """Scale of a single-scale official checkpoint, read from its upsampler (None if multi-scale).
+def _per_scale(key_map: KeyMap, scales: tuple[int, ...]) -> dict[str, str]:
+    """Their per-scale prefix -> ours, for every scale."""
+    theirs, ours = key_map.per_scale
+    return {theirs.format(scale=scale): ours.format(scale=scale) for scale in scales}
 
-    x3 is one stage to 9C channels; x2, x4 and x8 are one, two and three x2 stages (weights at
-    ``body.0``, ``body.2``, ``body.4``).
+
+def _to_plain(state: Mapping[str, torch.Tensor], spec: NetworkSpec, key_map: KeyMap,
+              scale: int | None) -> dict[str, torch.Tensor]:
+    prefixes = _per_scale(key_map, spec.scales)
+    scale = key_map.read_single_scale(state) if scale is None else scale
+    if scale is not None and key_map.single_scale is not None:
+        prefixes[key_map.single_scale] = key_map.per_scale[1].format(scale=scale)
+    return _rename(state, key_map.names, prefixes)
+
+
+def detect_network(state: Mapping[str, torch.Tensor]) -> NetworkSpec | None:
+    """The spec of the network a state dict in this package's layout holds (the first that detects it)."""
+    return next((spec for spec in network_specs() if spec.detect(state)), None)
+
+
+def _claiming(state: Mapping, layout: str) -> list[tuple[NetworkSpec, KeyMap]]:
+    """The specs mapping ``layout`` whose distinctive keys ``state`` has all of."""
+    return [(spec, spec.key_maps[layout]) for spec in network_specs() if layout in spec.key_maps
+            and all(key in state for key in spec.key_maps[layout].distinctive)]
+
+
+def layout_to_plain(state: Mapping[str, torch.Tensor], layout: str, scale: int | None = None) -> dict[str, torch.Tensor]:
+    """Rename a state dict in ``layout`` to this package's names.
+
+    Every spec mapping ``layout`` whose distinctive keys the state has is tried in turn; the renaming
+    one of them detects is returned (else the first that renames at all). ``scale`` (default: read
+    from the weights) names the per-scale layers of a single-scale file.
     """
-    first = state.get(_SINGLE_SCALE_PREFIX + '0.weight')
-    if first is None:
-        return None
-    if first.shape[0] == 9 * first.shape[1]:
-        return 3
-    stages = sum(f'{_SINGLE_SCALE_PREFIX}{2 * index}.weight' in state for index in range(3))
-    return 2 ** stages
+    problems, renamed = [], []
+    for spec, key_map in _claiming(state, layout):
+        try:
+            plain = _to_plain(state, spec, key_map, scale)
+        except CheckpointError as exc:
+            problems.append(exc)
+            continue
+        if spec.detect(plain):
+            return plain
+        renamed.append(plain)
+    if renamed:
+        return renamed[0]
+    if problems:
+        raise problems[0]
+    raise CheckpointError(f'the keys are not in the {layout!r} layout of any network (first keys: {list(state)[:3]})')
+
+
+def plain_to_layout(state: Mapping[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """Rename a state dict in this package's names to ``layout``; a network without that layout is refused.
+
+    Several per-scale layers (a multi-scale network) keep their scale in the name; one takes the
+    layout's single-scale name when it has one.
+    """
+    spec = detect_network(state)
+    if spec is None:
+        raise CheckpointError(f'not a state dict of a registered network (first keys: {list(state)[:3]})')
+    key_map = spec.key_maps.get(layout)
+    if key_map is None:
+        raise CheckpointError(f'{spec.name} has no counterpart in the {layout!r} layout')
+    theirs, ours = key_map.per_scale
+    present = [scale for scale in spec.scales if any(key.startswith(ours.format(scale=scale)) for key in state)]
+    prefixes = {plain: other for other, plain in _per_scale(key_map, spec.scales).items()}
+    if len(present) == 1 and key_map.single_scale is not None:
+        prefixes = {ours.format(scale=present[0]): key_map.single_scale}
+    return _rename(state, {plain: other for other, plain in key_map.names.items()}, prefixes)
+
+
+def identify(state: Mapping[str, torch.Tensor]) -> tuple[NetworkSpec, str, dict[str, torch.Tensor]]:
+    """(spec, layout, the state in this package's layout) of a state dict without containers or prefixes."""
+    spec = detect_network(state)
+    if spec is not None:
+        return spec, PLAIN, dict(state)
+    layouts = dict.fromkeys(layout for spec in network_specs() for layout in spec.key_maps)
+    for layout in layouts:
+        if _claiming(state, layout):
+            plain = layout_to_plain(state, layout)
+            spec = detect_network(plain)
+            if spec is None:
+                raise CheckpointError(f'keys in the {layout!r} layout that fit none of the networks (first keys: '
+                                      f'{list(state)[:3]})')
+            return spec, layout, plain
+    raise CheckpointError(f'not a LESRCNN-family checkpoint: none of the known key layouts fits '
+                          f'(first keys: {list(state)[:3]})')
 
 
 def official_to_plugin(state: Mapping[str, torch.Tensor], scale: int | None = None) -> dict[str, torch.Tensor]:
-    """Rename the authors' keys to this package's. ``scale`` (default: read from the weights) names a
-    single-scale upsampler."""
-    scale = official_scale(state) if scale is None else scale
-    prefixes = dict(UPSAMPLER_PREFIXES)
-    if scale is not None:
-        prefixes[_SINGLE_SCALE_PREFIX] = f'reconstruction.upsamplers.x{scale}.'
-    return _rename(state, KEY_MAP, prefixes)
+    """Rename the authors' keys to this package's (``layout_to_plain`` for ``'official'``)."""
+    return layout_to_plain(state, OFFICIAL, scale)
 
 
 def plugin_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename this package's keys to the authors'. Several upsamplers give the multi-scale names."""
-    if any('branch3x3' in k or 'branch5x5' in k for k in state):
-        raise CheckpointError('DualKernelLESRCNN has no counterpart among the authors\' checkpoints')
-    scales = upsampler_scales(state)
-    prefixes = {ours: official for official, ours in UPSAMPLER_PREFIXES.items()}
-    if len(scales) == 1:
-        prefixes = {f'reconstruction.upsamplers.x{scales[0]}.': _SINGLE_SCALE_PREFIX}
-    return _rename(state, _REVERSE_KEY_MAP, prefixes)
+    """Rename this package's keys to the authors' (``plain_to_layout`` for ``'official'``)."""
+    return plain_to_layout(state, OFFICIAL)
 
 
-def upsampler_scales(state: Mapping[str, torch.Tensor]) -> list[int]:
-    """Scales for which a plain state dict holds upsampler weights."""
-    return sorted({int(k.split('.')[2][1:]) for k in state if k.startswith('reconstruction.upsamplers.')})
+def official_scale(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Scale of a single-scale file of the authors, read from its weights (None if multi-scale)."""
+    return next((key_map.read_single_scale(state) for _, key_map in _claiming(state, OFFICIAL)), None)
 
 
-__all__ = ['KEY_MAP', 'UPSAMPLER_PREFIXES', 'official_scale', 'official_to_plugin', 'plugin_to_official',
-           'upsampler_scales']
+__all__ = ['OFFICIAL', 'detect_network', 'identify', 'layout_to_plain', 'official_scale', 'official_to_plugin',
+           'plain_to_layout', 'plugin_to_official']

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from .archs import ARCHS, LESRCNNBody, build_arch
+from .archs import ARCHS, build_arch, spec_for, spec_of
 from .errors import ConfigError
 
 #: Prefixes naming a framework registry in a spec (``basicsr:EDSR``).
@@ -100,7 +100,7 @@ class ResolvedNetwork:
     @property
     def is_family(self) -> bool:
         """A LESRCNN-family network, which has a per-block breakdown and a fast path."""
-        return isinstance(self.module, LESRCNNBody)
+        return spec_of(self.module) is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def follow_contract(network: nn.Module, name: str, scale: int | None = None) -> 
             be probed, taken as its scale.
     """
     network = network.eval()
-    if isinstance(network, LESRCNNBody):
+    if spec_of(network) is not None:
         if scale not in (None, network.default_scale):
             raise ConfigError(f'{name} runs x{network.default_scale} by default, not x{scale}')
         return network, network.default_scale
@@ -356,7 +356,7 @@ def resolve_network(spec: str, kwargs: Mapping | None = None, scale: int | None 
     if source is None and name in ARCHS:
         check_family_arguments(name, kwargs, name)
         if scale is not None:  # a multi-scale network is built to run it by default, as the loader does
-            kwargs['default_scale' if name == 'MultiScaleLESRCNN' else 'upscale'] = scale
+            kwargs[spec_for(name).scale_argument] = scale
         module, scale = follow_contract(build_arch(name, **kwargs), name, scale)
         return ResolvedNetwork(name, kwargs, module, scale)
     if source == 'callable':

@@ -244,11 +244,12 @@ class LESRCNNBody(nn.Module):
         variant: One of ``VARIANTS`` (``'full'`` is LESRCNN; the others are the paper's ablations).
         dual_kernel_from: First IEEB stage with a dual-kernel extraction layer (None: none).
         rgb_mean: Mean subtracted from the input and added to the output.
+        num_stages: IEEB stages after the shallow layer (8 in every network of the paper).
     """
 
     def __init__(self, scales: Sequence[int], default_scale: int | None = None, num_feat: int = 64,
                  variant: str = 'full', dual_kernel_from: int | None = None,
-                 rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
+                 rgb_mean: Sequence[float] = DIV2K_RGB_MEAN, num_stages: int = 8) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f'unknown variant {variant!r}; choose one of {sorted(VARIANTS)}')
@@ -262,7 +263,7 @@ class LESRCNNBody(nn.Module):
         self.variant = variant
         self.subtract_mean = MeanShift(rgb_mean, sign=-1)
         self.information_extraction = InformationExtraction(
-            num_feat, fuse_kernel=spec['fuse_kernel'], residual=spec['residual'],
+            num_feat, num_stages=num_stages, fuse_kernel=spec['fuse_kernel'], residual=spec['residual'],
             dual_kernel_from=dual_kernel_from)
         self.reconstruction = Reconstruction(num_feat, self.scales, fuse_shallow=spec['fuse_shallow'])
         self.refinement = InformationRefinement(num_feat, num_layers=spec['refinement_layers'])

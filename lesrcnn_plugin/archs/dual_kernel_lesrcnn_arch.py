@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
+from torch import nn
+
+from .blocks import DIV2K_RGB_MEAN, DualKernelConv, LESRCNNBody
+from .family import SUPPORTED_SCALES, plain_keys, read_scales, read_width, receptive_field_margin
+from .fast import FastLESRCNN
+from .spec import NetworkSpec
 
 
 class DualKernelLESRCNN(LESRCNNBody):
@@ -37,3 +42,21 @@ class DualKernelLESRCNN(LESRCNNBody):
     def upscale(self) -> int:
         """The constructor's upscaling factor (BasicSR's name for it): ``default_scale``."""
         return self.default_scale
+
+
+def _read_arguments(state, variant: str | None) -> dict:
+    return {'upscale': read_scales(state)[0], **read_width(state)}
+
+
+def _parallel_convolutions(layer: nn.Module) -> tuple[nn.Module, ...]:
+    """A dual-kernel layer runs its 3x3 and 5x5 branches side by side, concatenated in this order."""
+    return (layer.branch3x3, layer.branch5x5) if isinstance(layer, DualKernelConv) else (layer,)
+
+
+SPEC = NetworkSpec(
+    DualKernelLESRCNN, scale_argument='upscale', scales=SUPPORTED_SCALES,
+    detect=plain_keys(extraction='extract.branch5x5.weight'),
+    read_arguments=_read_arguments,
+    key_maps={},  # the authors released no dual-kernel weights: no official layout
+    parallel_convolutions=_parallel_convolutions,
+    fast_path=FastLESRCNN, receptive_field=receptive_field_margin, tags=('dual-kernel',))

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import DualKernelConv, LESRCNNBody, SubPixelUpsampler
+from .spec import spec_of
 
 #: Output pixels per strip of the RB and IRB on the fused CPU path: a 64-channel float32 map of this size (16 MiB)
 #: is what one 3x3 convolution processes at full speed from cache on a 2-core development machine
@@ -60,7 +60,7 @@ def fused_kernels_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_convolution_pointwise')
 
 
-def _doubled_bias_upsampler(upsampler: SubPixelUpsampler) -> SubPixelUpsampler:
+def _doubled_bias_upsampler(upsampler: nn.Sequential) -> nn.Sequential:
     fused = copy.deepcopy(upsampler)
     with torch.no_grad():
         for layer in fused:
@@ -112,8 +112,9 @@ class FastLESRCNN(nn.Module):
     """Inference-only rewrite of a LESRCNN-family network, numerically equal to it.
 
     Args:
-        model: A trained ``LESRCNN``, ``MultiScaleLESRCNN`` or ``DualKernelLESRCNN`` (any variant).
-            It is not modified.
+        model: A trained network of the family (any registered network built on ``LESRCNNBody``,
+            any variant). It is not modified. Its spec says how its layers run
+            (``parallel_convolutions``) and how far it sees (``receptive_field``).
         fuse_kernels: Use oneDNN's fused convolutions for CPU float32 input. ``None``
             (default) uses them when this PyTorch build has them; ``False`` always runs PyTorch's
             unfused operators (the path used on CUDA).
@@ -121,10 +122,11 @@ class FastLESRCNN(nn.Module):
     Called like ``model``: ``net(x)`` at ``default_scale``, ``net(x, scale=k)`` for ``k`` in ``scales``.
     """
 
-    def __init__(self, model: LESRCNNBody, fuse_kernels: bool | None = None) -> None:
+    def __init__(self, model: nn.Module, fuse_kernels: bool | None = None) -> None:
         super().__init__()
-        if not isinstance(model, LESRCNNBody):
-            raise TypeError(f'expected a LESRCNN-family network, got {type(model).__name__}')
+        spec = spec_of(model)
+        if spec is None:
+            raise TypeError(f'expected a registered network of the LESRCNN family, got {type(model).__name__}')
         if fuse_kernels and not fused_kernels_available():
             raise RuntimeError('fuse_kernels=True needs a PyTorch build with oneDNN (mkldnn) convolutions')
         self.fuse_kernels = fused_kernels_available() if fuse_kernels is None else fuse_kernels
@@ -133,7 +135,9 @@ class FastLESRCNN(nn.Module):
         self.subtract_mean = copy.deepcopy(model.subtract_mean)
         extraction = model.information_extraction
         self.shallow = copy.deepcopy(extraction.shallow)
-        self.extract = nn.ModuleList(copy.deepcopy(stage.extract) for stage in extraction.stages)
+        # Each extraction layer as the convolutions it runs side by side (one for a plain 3x3 layer).
+        self.extract = nn.ModuleList(nn.ModuleList(copy.deepcopy(conv) for conv in spec.parallel_convolutions(stage.extract))
+                                     for stage in extraction.stages)
         self.fuse = nn.ModuleList(copy.deepcopy(stage.fuse) for stage in extraction.stages)
         self.residual = [stage.residual for stage in extraction.stages]
         upsamplers = model.reconstruction.upsamplers
@@ -142,17 +146,18 @@ class FastLESRCNN(nn.Module):
             for name, up in upsamplers.items()})
         self.refinement_convs = copy.deepcopy(model.refinement.convs)
         self.to_rgb = _fold_output_shift(model.refinement.to_rgb, model.add_mean)
+        #: LR pixels each scale's output sees around it: the tile overlap that leaves no seam.
+        self.receptive_field_margins = {scale: spec.receptive_field(model, scale) for scale in self.scales}
         self.eval().requires_grad_(False)
 
     def uses_fused_kernels(self, x: torch.Tensor) -> bool:
         """Whether ``forward(x)`` runs oneDNN's fused convolutions (CPU, float32)."""
         return self.fuse_kernels and x.device.type == 'cpu' and x.dtype in _FUSED_DTYPES
 
-    def _extract(self, h: torch.Tensor, layer: nn.Module, fused: bool) -> torch.Tensor:
-        if isinstance(layer, DualKernelConv):
-            return torch.cat([_conv(h, layer.branch3x3, fused, relu=True),
-                              _conv(h, layer.branch5x5, fused, relu=True)], dim=1)
-        return _conv(h, layer, fused, relu=True)
+    def _extract(self, h: torch.Tensor, convs: nn.ModuleList, fused: bool) -> torch.Tensor:
+        if len(convs) == 1:
+            return _conv(h, convs[0], fused, relu=True)
+        return torch.cat([_conv(h, conv, fused, relu=True) for conv in convs], dim=1)
 
     def _upsample(self, features: torch.Tensor, scale: int, fused: bool) -> torch.Tensor:
         layers = list(self.upsamplers[f'x{scale}'])

@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
+from .family import (AUTHORS_KEY_MAP, SUPPORTED_SCALES, plain_keys, read_scales, read_variant, read_width,
+                     receptive_field_margin)
+from .fast import FastLESRCNN
+from .spec import NetworkSpec
 
 
 class LESRCNN(LESRCNNBody):
@@ -41,3 +45,15 @@ class LESRCNN(LESRCNNBody):
     def upscale(self) -> int:
         """The constructor's upscaling factor (BasicSR's name for it): ``default_scale``."""
         return self.default_scale
+
+
+def _read_arguments(state, variant: str | None) -> dict:
+    return {'upscale': read_scales(state)[0], 'variant': read_variant(state, variant), **read_width(state)}
+
+
+SPEC = NetworkSpec(
+    LESRCNN, scale_argument='upscale', scales=SUPPORTED_SCALES,
+    detect=plain_keys(),  # eight 3x3 extraction layers, one upsampler
+    read_arguments=_read_arguments,
+    key_maps={'official': AUTHORS_KEY_MAP},
+    fast_path=FastLESRCNN, receptive_field=receptive_field_margin)

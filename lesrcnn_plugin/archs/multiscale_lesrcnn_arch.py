@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .blocks import DIV2K_RGB_MEAN, LESRCNNBody
+from .family import (AUTHORS_KEY_MAP, SUPPORTED_SCALES, plain_keys, read_scales, read_variant, read_width,
+                     receptive_field_margin)
+from .fast import FastLESRCNN
+from .spec import NetworkSpec
 
 
 class MultiScaleLESRCNN(LESRCNNBody):
@@ -32,3 +36,17 @@ class MultiScaleLESRCNN(LESRCNNBody):
                  variant: str = 'full', rgb_mean: Sequence[float] = DIV2K_RGB_MEAN) -> None:
         super().__init__(scales=scales, default_scale=default_scale, num_feat=num_feat, variant=variant,
                          rgb_mean=rgb_mean)
+
+
+def _read_arguments(state, variant: str | None) -> dict:
+    scales = read_scales(state)
+    return {'scales': scales, 'default_scale': scales[0], 'variant': read_variant(state, variant),
+            **read_width(state)}
+
+
+SPEC = NetworkSpec(
+    MultiScaleLESRCNN, scale_argument='default_scale', scales_argument='scales', scales=SUPPORTED_SCALES,
+    detect=plain_keys(several_scales=True),  # as LESRCNN, with two upsamplers or more
+    read_arguments=_read_arguments,
+    key_maps={'official': AUTHORS_KEY_MAP},  # the authors' multi_scale option: upsample.up2, up3, up4
+    fast_path=FastLESRCNN, receptive_field=receptive_field_margin)

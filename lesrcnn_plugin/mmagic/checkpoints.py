@@ -38,7 +38,8 @@ from mmengine.runner.checkpoint import (CheckpointLoader, _get_mmengine_home, _p
                                         get_deprecated_model_names, get_external_models, get_mmcls_models,
                                         get_torchvision_models)
 
-from ..checkpoint import detect_format, is_family_checkpoint, non_finite_keys, resolve_source, to_plugin_state
+from ..checkpoint import (FILE_FORMATS, detect_format, format_checkpoint, is_family_checkpoint, non_finite_keys,
+                          resolve_source, to_plugin_state)
 from ..errors import CheckpointError
 from ..fileio import atomic_path
 from ..safe_load import MAX_BYTES_VARIABLE, load_untrusted, max_checkpoint_bytes
@@ -51,19 +52,20 @@ MODEL_ZOO_SCHEMES = {'open-mmlab://': get_external_models, 'openmmlab://': get_e
                      'mmcls://': get_mmcls_models, 'torchvision://': get_torchvision_models,
                      'modelzoo://': get_torchvision_models}
 _CHUNK = 1 << 20
+#: Where an MMagic checkpoint keeps the weights and the metadata (``checkpoint.FILE_FORMATS``).
+MMAGIC = FILE_FORMATS['mmagic']
 
 
 def as_mmagic_checkpoint(checkpoint: Mapping, source: str) -> Mapping:
     """A checkpoint read from ``source`` as mmengine's Runner may use it (see the module docstring)."""
     if is_family_checkpoint(checkpoint) and detect_format(checkpoint) != 'mmagic':
-        state = to_plugin_state(checkpoint)
-        checkpoint = {'meta': {'weights': str(source)}, 'state_dict': {f'generator.{k}': v for k, v in state.items()}}
-    weights = checkpoint.get('state_dict')
+        checkpoint = format_checkpoint(to_plugin_state(checkpoint), 'mmagic', meta={'weights': str(source)})
+    weights = checkpoint.get(MMAGIC.written_under)
     non_finite = non_finite_keys(weights if isinstance(weights, Mapping) else checkpoint)
     if non_finite:
         raise CheckpointError(f'{source}: non-finite weights (NaN or Inf) in {", ".join(non_finite[:5])}'
                               + (f' and {len(non_finite) - 5} more' if len(non_finite) > 5 else ''))
-    meta = checkpoint.get('meta')
+    meta = checkpoint.get(MMAGIC.meta)
     if isinstance(meta, dict):
         meta.pop('config', None)
     return checkpoint
@@ -146,8 +148,7 @@ def load_from_weights_name(filename: str, map_location=None) -> Mapping:
         state = to_plugin_state(load_untrusted(path))
     except CheckpointError as exc:
         raise CheckpointError(f'{filename}: {exc}') from None
-    checkpoint = {'meta': {'weights': str(path)}, 'state_dict': {f'generator.{k}': v for k, v in state.items()}}
-    return as_mmagic_checkpoint(checkpoint, str(path))
+    return as_mmagic_checkpoint(format_checkpoint(state, 'mmagic', meta={'weights': str(path)}), str(path))
 
 
 def load_from_refused_scheme(filename: str, map_location=None) -> Mapping:

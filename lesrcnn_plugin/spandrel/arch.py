@@ -1,16 +1,14 @@
-"""The LESRCNN family as a spandrel ``Architecture``: detection by key names, loading through the
-package's own checkpoint reader.
+"""The LESRCNN family as a spandrel ``Architecture``: detection and loading through the package's own
+checkpoint reader.
 
 spandrel hands ``detect`` and ``load`` a *canonical* state dict: containers such as BasicSR's
 ``params``/``params_ema`` and MMagic's ``state_dict`` are unwrapped and a common ``module.`` prefix is
-removed, but MMagic's ``generator.`` prefix is kept (spandrel strips only ``module.`` and
-``netG.``). Detection therefore accepts three key layouts:
-
-* the authors' (``conv1.0.weight`` ... ``conv18.0.weight``, ``sub_mean.shifter.*``,
-  ``upsample.up.body.*`` or, multi-scale, ``upsample.up2|up3|up4.body.*``);
-* this package's plain names (``information_extraction.*``, ``reconstruction.upsamplers.x{s}.*``,
-  ``refinement.*``, ``subtract_mean.*``);
-* the plain names under ``generator.`` (an MMagic checkpoint).
+removed, but MMagic's ``generator.`` prefix is kept (spandrel strips only ``module.`` and ``netG.``).
+Detection is therefore the package's own (``checkpoint.is_family_checkpoint``), derived from the
+tables that reading follows: the containers and prefixes of ``checkpoint.FILE_FORMATS``, and each
+registered network's distinctive keys in its own layout and in the layouts its spec maps (the
+authors': ``conv1.0.weight`` ... ``conv18.0.weight``, ``sub_mean.shifter.*``, ``upsample.up*.body.*``).
+A network registered later (``archs.register_network``) is detected without re-registering.
 
 Renaming, unwrapping and the choice of network and hyper-parameters are all left to
 ``lesrcnn_plugin.checkpoint``, so that spandrel loads exactly what ``lesrcnn-upscale`` loads.
@@ -18,56 +16,15 @@ Renaming, unwrapping and the choice of network and hyper-parameters are all left
 from __future__ import annotations
 
 from spandrel import Architecture, ImageModelDescriptor, ModelTiling, SizeRequirements, StateDict
-from spandrel.util import KeyCondition
+from torch import nn
 from typing_extensions import override
 
-from ..archs import DualKernelLESRCNN, LESRCNNBody
-from ..archs.blocks import SUPPORTED_SCALES
-from ..checkpoint import model_from_state, to_plugin_state
+from ..archs import spec_of
+from ..checkpoint import is_family_checkpoint, model_from_state, to_plugin_state
 
 
-def _official_keys() -> KeyCondition:
-    """The authors' layout. ``conv17_*`` (the IRB) is not required, so that the ablations without
-    one are claimed too; ``sub_mean.shifter`` with ``conv1``..``conv18`` already names LESRCNN
-    (CARN, whose code LESRCNN's grew from, shares ``sub_mean.shifter`` but not the ``convN`` names)."""
-    return KeyCondition.has_all(
-        'sub_mean.shifter.weight',
-        'add_mean.shifter.weight',
-        'conv1.0.weight',
-        'conv2.0.weight',
-        'conv3.0.weight',
-        'conv16.0.weight',
-        'conv17.0.weight',
-        'conv18.0.weight',
-        KeyCondition.has_any(
-            'upsample.up.body.0.weight',
-            *(f'upsample.up{scale}.body.0.weight' for scale in SUPPORTED_SCALES),
-        ),
-    )
-
-
-def _plain_keys(prefix: str = '') -> KeyCondition:
-    """This package's layout, each key under ``prefix``. Stage 0's extraction layer is a plain 3x3
-    convolution in every network of the family (the dual-kernel one included), and stage 7 is the
-    last of the eight stages every network has."""
-    return KeyCondition.has_all(
-        *(prefix + key for key in (
-            'subtract_mean.weight',
-            'add_mean.weight',
-            'information_extraction.shallow.weight',
-            'information_extraction.stages.0.extract.weight',
-            'information_extraction.stages.0.fuse.weight',
-            'information_extraction.stages.7.fuse.weight',
-            'refinement.to_rgb.weight',
-        )),
-        KeyCondition.has_any(
-            *(f'{prefix}reconstruction.upsamplers.x{scale}.0.weight' for scale in SUPPORTED_SCALES),
-        ),
-    )
-
-
-class LESRCNNArch(Architecture[LESRCNNBody]):
-    """``LESRCNN``, ``MultiScaleLESRCNN`` (LESRCNN-S) and ``DualKernelLESRCNN`` under one spandrel id.
+class LESRCNNArch(Architecture[nn.Module]):
+    """Every registered network (``LESRCNN``, ``MultiScaleLESRCNN``, ``DualKernelLESRCNN``, ...) under one spandrel id.
 
     The network class, its scales, width and variant are read from the weights by
     ``lesrcnn_plugin.checkpoint``. A multi-scale network is described at its default scale (its
@@ -81,11 +38,11 @@ class LESRCNNArch(Architecture[LESRCNNBody]):
     def __init__(self) -> None:
         super().__init__(
             id='LESRCNN',
-            detect=KeyCondition.has_any(_official_keys(), _plain_keys(), _plain_keys('generator.')),
+            detect=is_family_checkpoint,
         )
 
     @override
-    def load(self, state_dict: StateDict) -> ImageModelDescriptor[LESRCNNBody]:
+    def load(self, state_dict: StateDict) -> ImageModelDescriptor[nn.Module]:
         # The package's reader strips the ``generator.`` prefix spandrel keeps and renames the authors'
         # keys; ``model_from_state`` picks the network from the weights and loads them strictly.
         state = to_plugin_state(state_dict)
@@ -95,8 +52,7 @@ class LESRCNNArch(Architecture[LESRCNNBody]):
         tags = [f'{num_feat}nf', model.variant]
         if len(model.scales) > 1:
             tags += ['multi-scale', '/'.join(f'x{scale}' for scale in model.scales)]
-        if isinstance(model, DualKernelLESRCNN):
-            tags.append('dual-kernel')
+        tags += spec_of(model).tags
 
         return ImageModelDescriptor(
             model,
