@@ -39,7 +39,8 @@ from lesrcnn_plugin.weights import WEIGHTS
 PAGES = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
 FENCE = re.compile(r'^(?P<indent>[ \t]*)```(?P<language>[\w+-]*)[ \t]*$')
 MARKER = re.compile(r'^[ \t]*<!--[ \t]*example:(?P<items>.*?)-->[ \t]*$')
-INTERPRETERS = {'bash': 'bash', 'sh': 'bash', 'shell': 'bash', 'python': 'python'}
+INTERPRETERS = {'bash': ['bash', '-e', '-o', 'pipefail'], 'sh': ['bash', '-e', '-o', 'pipefail'],
+                'shell': ['bash', '-e', '-o', 'pipefail'], 'python': ['python']}  # from the venv, through PATH
 # What these tests can provide; anything else a block needs skips it.
 PROVIDED = {'weights'}
 WEIGHTS_NAME = re.compile(r'\b(?:' + '|'.join(map(re.escape, WEIGHTS)) + r')\b')
@@ -157,10 +158,11 @@ def weights_cache(tmp_path_factory) -> Path:
 
 
 def run_example(example: Example, folder: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run one block as a script in ``folder``; a shell block stops at its first failing command."""
     script = folder / ('example.py' if example.language == 'python' else 'example.sh')
     script.write_text(example.code, encoding='utf-8')
-    command = ['python', script.name] if example.language == 'python' else ['bash', '-e', '-o', 'pipefail', script.name]
-    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    return subprocess.run([*INTERPRETERS[example.language], script.name], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
 
 
 @pytest.mark.parametrize('example', [pytest.param(example, id=example.id, marks=[pytest.mark.slow] if example.slow else [])

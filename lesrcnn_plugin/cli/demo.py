@@ -56,7 +56,7 @@ HR_CROP, HR_STEP = 192, 96  # DIV2K uses 480/240; smaller crops give more sub-im
 # Fine-tuning a trained network wants a small step, and few of them: on these few photographs longer
 # runs learn the training photographs rather than super-resolution (see the README for the figures).
 # Training from scratch for a few minutes wants a large step.
-FINE_TUNE_ITERS, FINE_TUNE_LR = 100, 1e-5
+FINE_TUNE_ITERS, FINE_TUNE_LR = 40, 1e-5
 SCRATCH_ITERS, SCRATCH_LR = 1000, 5e-4
 OPTIONS = find_recipe('train_lesrcnn_x2', kind='options').path  # the installed copy, or the clone's
 
