@@ -4,7 +4,8 @@ The package installs ``lesrcnn_plugin_basicsr_hook.pth`` into site-packages; Pyt
 (``install()``) at startup. ``install()`` only appends a finder to ``sys.meta_path``: it imports
 nothing else, so an interpreter that never imports ``basicsr`` pays nothing but reading this module.
 When ``basicsr`` is first imported (``python -m basicsr.train``, ``python basicsr/train.py`` from a
-BasicSR checkout, or any script), the finder, used once and then removed, wraps BasicSR's loader:
+BasicSR checkout, or any script), the finder wraps BasicSR's loader, and removes itself when that
+loader runs:
 
 1. before ``basicsr/__init__.py`` runs, the torchvision alias of ``lesrcnn_plugin.compat`` is
    installed (basicsr 1.4.2 imports a module torchvision >= 0.17 no longer has);
@@ -17,7 +18,6 @@ BasicSR checkout, or any script), the finder, used once and then removed, wraps 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import warnings
@@ -41,6 +41,7 @@ class _RegisteringLoader:
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        uninstall()  # once: a later import (after a reload, say) is BasicSR's own
         # The module then looks exactly as without the hook (__loader__ is BasicSR's own).
         module.__spec__.loader = module.__loader__ = self._loader
         from lesrcnn_plugin.compat import install_torchvision_alias
@@ -60,11 +61,15 @@ class BasicSRImportHook:
     def find_spec(self, fullname, path=None, target=None):
         if fullname != 'basicsr':
             return None
-        uninstall()  # once: the finders after this one now locate BasicSR itself
-        spec = importlib.util.find_spec('basicsr')
-        if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
+        # The other finders locate BasicSR itself. The hook stays until BasicSR is executed: a mere
+        # probe (importlib.util.find_spec('basicsr'), as extras checks do) must not disarm it.
+        for finder in sys.meta_path:
+            spec = None if finder is self else getattr(finder, 'find_spec', lambda *args: None)(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
 
 
 def install() -> None:

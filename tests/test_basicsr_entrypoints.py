@@ -54,7 +54,9 @@ def test_the_startup_file_is_installed_and_imports_nothing_heavy():
 
 
 def registry_check(env: dict | None = None) -> subprocess.CompletedProcess:
-    code = ('import basicsr\n'
+    code = ('import importlib.util\n'
+            'assert importlib.util.find_spec("basicsr")  # a probe, as extras checks do, leaves the hook armed\n'
+            'import basicsr\n'
             'from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY\n'
             'print(all(n in ARCH_REGISTRY for n in ("LESRCNN", "MultiScaleLESRCNN", "DualKernelLESRCNN")),\n'
             '      "LESRCNNModel" in MODEL_REGISTRY,\n'
