@@ -67,7 +67,8 @@ def _claiming(state: Mapping, layout: str) -> list[tuple[NetworkSpec, KeyMap]]:
             and all(key in state for key in spec.key_maps[layout].distinctive)]
 
 
-def layout_to_plain(state: Mapping[str, torch.Tensor], layout: str, scale: int | None = None) -> dict[str, torch.Tensor]:
+def layout_to_plain(state: Mapping[str, torch.Tensor], layout: str,
+                    scale: int | None = None) -> dict[str, torch.Tensor]:
     """Rename a state dict in ``layout`` to this package's names.
 
     Every spec mapping ``layout`` whose distinctive keys the state has is tried in turn; the renaming

@@ -136,8 +136,9 @@ class FastLESRCNN(nn.Module):
         extraction = model.information_extraction
         self.shallow = copy.deepcopy(extraction.shallow)
         # Each extraction layer as the convolutions it runs side by side (one for a plain 3x3 layer).
-        self.extract = nn.ModuleList(nn.ModuleList(copy.deepcopy(conv) for conv in spec.parallel_convolutions(stage.extract))
-                                     for stage in extraction.stages)
+        self.extract = nn.ModuleList(
+            nn.ModuleList(copy.deepcopy(conv) for conv in spec.parallel_convolutions(stage.extract))
+            for stage in extraction.stages)
         self.fuse = nn.ModuleList(copy.deepcopy(stage.fuse) for stage in extraction.stages)
         self.residual = [stage.residual for stage in extraction.stages]
         upsamplers = model.reconstruction.upsamplers
