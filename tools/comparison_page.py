@@ -130,7 +130,8 @@ def render_page(data: dict) -> str:
     lines += ['', 'Set14 and B100 are not quoted: none of the tables they appear in could be read here.', '',
               'LESRCNN, measured here on Set5 with the authors\' released weights (`lesrcnn-test`, EDSR layout, '
               'Y channel, border crop = scale, SR rounded to uint8; the tests check these figures):', '',
-              '| network | scale | Set5 PSNR (dB) | Set5 SSIM | the paper\'s Set5 figure |', '| --- | ---: | ---: | ---: | --- |']
+              '| network | scale | Set5 PSNR (dB) | Set5 SSIM | the paper\'s Set5 figure |',
+              '| --- | ---: | ---: | ---: | --- |']
     for row in data['networks']:
         for item in row['measured']:
             lines.append(f'| {row["label"]} | x{item["scale"]} | {item["psnr"]:.4f} | {item["ssim"]:.4f} | '

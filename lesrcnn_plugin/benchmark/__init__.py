@@ -8,6 +8,9 @@ others, and the NTIRE efficient-SR convention.
 * ``plots``: the runtime plot, and the quality plot of a results file (matplotlib imported lazily).
 * ``interleaved``: ``time_networks``, several networks in one interleaved run (the comparison table).
 * ``ntire``: ``ntire_runtime``, per-image CUDA events and the mean, as the NTIRE ESR test script times.
+* ``load``: the load average before and after, ``wait_until_idle`` (``--require-idle``) and the spread
+  flag of a timing.
+* ``paper``: the LESRCNN paper's Table 8 and the family timed at its sizes (``--preset paper-table8``).
 
 ``lesrcnn-measure-runtime`` (``lesrcnn_plugin.cli.measure_runtime``) puts them together.
 """

@@ -2,7 +2,8 @@
 
 * Comparisons (``comparisons``) are taken between rows of the same run (same size, same thread
   count): the speed-up of the fast path is the reference's median divided by the fast path's
-  median (with the range of the p10/p90 ratios, which a rerun on a loaded machine stays within), for the fast path in NCHW and in channels_last against the reference in NCHW, and for
+  median (with the range of the p10/p90 ratios, which a rerun on a loaded machine stays within),
+  for the fast path in NCHW and in channels_last against the reference in NCHW, and for
   channels_last against the reference in channels_last. Only eager fp32 rows are compared.
 * A fast-path setting's roofline fraction is its rate of executed MACs (the fast path runs one
   upsampler pass fewer) divided by the rate of the fastest roofline probe with its dtype, memory

@@ -95,15 +95,16 @@ class TrainingReport:
                  '| ' + ' | '.join(header) + ' |', '|' + ' ---: |' * len(header)]
         warmup = warmup_suspects(self.loader)
         for workers in sorted({row.workers for row in self.loader}):
-            cells = [str(workers)] + [f'{rates[s, workers]:.1f}' + (' (warm-up)' if workers == 0 and s in warmup else '')
-                                      if (s, workers) in rates else '' for s in storages]
+            cells = [str(workers)] + [
+                f'{rates[s, workers]:.1f}' + (' (warm-up)' if workers == 0 and s in warmup else '')
+                if (s, workers) in rates else '' for s in storages]
             if speedups:
                 cells.append(f'{speedups[workers]:.1f}' if workers in speedups else '')
             lines.append('| ' + ' | '.join(cells) + ' |')
         if warmup:
-            lines += ['', f'(warm-up): the 0-worker figure of {", ".join(warmup)} is more than {WARMUP_RATIO}x below the '
-                          '1-worker one, which runs the same code in one process: it measures the first batches\' '
-                          'start-up costs (file opens, caches), not the pipeline; read the 1-worker row instead.']
+            lines += ['', f'(warm-up): the 0-worker figure of {", ".join(warmup)} is more than {WARMUP_RATIO}x below '
+                          'the 1-worker one, which runs the same code in one process: it measures the first '
+                          'batches\' start-up costs (file opens, caches), not the pipeline; read the 1-worker row.']
         return lines + ['']
 
     def _step_table(self) -> list[str]:
