@@ -4,7 +4,7 @@
 # cached, and the test tools). See tools/setup_env.sh.
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup setup-core check-mmcv-build test demo clean
+.PHONY: setup setup-core check-mmcv-build test test-quick demo clean
 
 setup:
 	bash tools/setup_env.sh full
@@ -18,6 +18,12 @@ check-mmcv-build: setup-core
 
 test: setup
 	$(PYTHON_VENV) -m pytest
+
+# The suite without the tests marked slow (training loops, framework CLIs in fresh interpreters,
+# full-size Set5, torch.compile), for whoever changes the code: every module still runs at least once
+# (README, "The two commands").
+test-quick: setup
+	$(PYTHON_VENV) -m pytest -m "not slow"
 
 demo: setup-core
 	$(PYTHON_VENV) tools/demo.py $(DEMO_ARGS)

@@ -1,11 +1,14 @@
 """Shared fixtures. ``../shared`` (or $LESRCNN_SHARED_DIR) holds the authors' weights, Set5 and the
-reference outputs; tests that need it skip with a reason when it is absent."""
+reference outputs; tests that need it skip with a reason when it is absent. Each framework trains
+once per test run (``basicsr_x2_training``, ``mmagic_x2_training``; see ``_training_runs``)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
+
+import _training_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('LESRCNN_SHARED_DIR', REPO.parent / 'shared'))
@@ -24,3 +27,16 @@ def shared_path(*parts: str) -> Path:
 def official_weights():
     """``official_weights(k)`` -> path of the authors' x``k`` state dict."""
     return lambda scale: shared_path('weights', 'lesrcnn_official', f'lesrcnn_x{scale}.pth')
+
+
+@pytest.fixture(scope='session')
+def basicsr_x2_training(tmp_path_factory) -> _training_runs.BasicSRTraining:
+    """The test run's one BasicSR training (LESRCNN x2, resumed once); see ``_training_runs``."""
+    return _training_runs.basicsr_x2_training(tmp_path_factory.mktemp('basicsr_x2_training'))
+
+
+@pytest.fixture(scope='session')
+def mmagic_x2_training(tmp_path_factory) -> _training_runs.MMagicTraining:
+    """The test run's one MMagic training (LESRCNN x2 by recipe name, TensorBoard on)."""
+    pytest.importorskip('mmagic')
+    return _training_runs.mmagic_x2_training(tmp_path_factory.mktemp('mmagic_x2_training'))

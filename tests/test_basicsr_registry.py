@@ -44,6 +44,7 @@ def test_a_different_object_under_the_same_name_is_an_error():
     assert registry.get('LESRCNN') is ARCHS['LESRCNN']
 
 
+@pytest.mark.slow
 def test_both_integrations_import_together():
     # In a fresh interpreter, so that the MMagic side registers for the first time here too.
     code = ('import importlib\n'

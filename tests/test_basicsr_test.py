@@ -92,6 +92,7 @@ def random_weights(tmp_path: Path, arch: str, **kwargs) -> tuple[torch.nn.Module
     return net, path
 
 
+@pytest.mark.slow
 def test_single_scale_options_report_the_metrics_of_the_network(tmp_path):
     # With BasicSR's own SRModel: the registered network works without LESRCNNModel too.
     options, scale = 'test_lesrcnn_x3.yml', 3
@@ -109,6 +110,7 @@ def test_single_scale_options_report_the_metrics_of_the_network(tmp_path):
         assert logged_ssim == pytest.approx(ssim, abs=2e-4)
 
 
+@pytest.mark.slow
 def test_multiscale_options_run_each_set_at_its_scale(tmp_path):
     options = 'test_multiscale_lesrcnn.yml'
     net, weights = random_weights(tmp_path, 'MultiScaleLESRCNN', scales=(2, 3, 4))
@@ -129,6 +131,7 @@ def test_multiscale_options_run_each_set_at_its_scale(tmp_path):
             assert logged_ssim == pytest.approx(ssim, abs=2e-4), f'{dataset}_x{k}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scale', [2, 3, 4])
 def test_official_weights_reproduce_the_authors_set5_figures(tmp_path, official_weights, scale):
     set5 = shared_path('datasets', 'Set5')

@@ -4,7 +4,8 @@ Each run is a subprocess in a temporary working directory (BasicSR's logger is p
 the shipped options with ``--force_yml`` overrides: a few iterations, batch 2, small patches, no
 dataloader workers. Checked: checkpoints and training states are written under the working
 directory, losses are finite, ``--auto_resume`` continues from the saved iteration, LESRCNN-S trains
-one drawn scale per iteration and validates every scale.
+one drawn scale per iteration and validates every scale. LESRCNN x2 is the test run's one BasicSR
+training (``basicsr_x2_training``, tests/_training_runs.py), which other files read too.
 """
 from __future__ import annotations
 
@@ -12,78 +13,21 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
+from _training_runs import (OPTIONS, logged_iterations, run_logs, train,  # noqa: F401  (imported from here by
+                            write_div2k_like)  # other test files)
 from lesrcnn_plugin.checkpoint import load_model
-from lesrcnn_plugin.data import write_lmdb
-
-REPO = Path(__file__).resolve().parents[1]
-OPTIONS = REPO / 'options'
-HR_SIZE = 48  # divisible by 2, 3 and 4
-ITER_LINE = re.compile(r'iter:\s*([\d,]+), lr:.*?l_pix: (\S+)(?: grad_norm: (\S+))?(?: scale: (\S+))?')
 
 
-def write_div2k_like(root: Path, scales=(2, 3, 4), count: int = 6, seed: int = 0) -> None:
-    """HR/LR sub-image LMDBs and a two-image Set5 in the canonical layout under ``root/datasets``."""
-    rng = np.random.default_rng(seed)
-    images = [(f'{i + 1:04d}_s001', cv2.GaussianBlur(rng.integers(0, 256, (HR_SIZE, HR_SIZE, 3), np.uint8), (5, 5), 1.5))
-              for i in range(count)]
-    write_lmdb(root / 'datasets/DIV2K/DIV2K_train_HR_sub.lmdb', images)
-    for k in scales:
-        def downscale(image, k=k):
-            return cv2.resize(image, (HR_SIZE // k, HR_SIZE // k), interpolation=cv2.INTER_AREA)
-        write_lmdb(root / f'datasets/DIV2K/DIV2K_train_LR_bicubic_X{k}_sub.lmdb', [(key, downscale(im)) for key, im in images])
-        for folder in ('HR', 'LR'):
-            (root / f'datasets/benchmark/Set5/X{k}/{folder}').mkdir(parents=True)
-        for key, image in images[:2]:
-            cv2.imwrite(str(root / f'datasets/benchmark/Set5/X{k}/HR/{key}.png'), image)
-            cv2.imwrite(str(root / f'datasets/benchmark/Set5/X{k}/LR/{key}.png'), downscale(image))
-
-
-def train(cwd: Path, options: str, *overrides: str, resume: bool = False) -> subprocess.CompletedProcess:
-    """Run the training entry point in ``cwd``; fail the test with BasicSR's output if it fails."""
-    command = [sys.executable, '-m', 'lesrcnn_plugin.train', '-opt', str(OPTIONS / options)]
-    if resume:
-        command.append('--auto_resume')
-    command += ['--force_yml', 'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0',
-                'logger:print_freq=1', *overrides]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f'training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
-    return result
-
-
-def logged_iterations(log_file: Path) -> list[dict]:
-    """The per-iteration lines of a BasicSR training log: iteration, loss, gradient norm, scale."""
-    rows = []
-    for line in log_file.read_text().splitlines():
-        match = ITER_LINE.search(line)
-        if match:
-            it, loss, grad_norm, scale = match.groups()
-            rows.append({'iter': int(it.replace(',', '')), 'l_pix': float(loss),
-                         'grad_norm': None if grad_norm is None else float(grad_norm),
-                         'scale': None if scale is None else int(float(scale))})
-    return rows
-
-
-def run_logs(experiment: Path) -> list[Path]:
-    """Training logs of an experiment, one per run, oldest first."""
-    return sorted(experiment.glob('train_*.log'))
-
-
-def test_lesrcnn_x2_trains_and_resumes(tmp_path):
-    write_div2k_like(tmp_path, scales=(2,))
-    name = 'smoke_LESRCNN_x2'
-    common = (f'name={name}', 'datasets:train:gt_size=16', 'logger:save_checkpoint_freq=2', 'val:val_freq=4')
-    train(tmp_path, 'train_lesrcnn_x2.yml', *common, 'train:total_iter=4')
-
-    experiment = tmp_path / 'experiments' / name
-    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['2.state', '4.state']
+@pytest.mark.slow
+def test_lesrcnn_x2_trains(basicsr_x2_training):
+    run = basicsr_x2_training
+    experiment = run.experiment
+    assert run.states_after_first_run == ['2.state', '4.state']
     assert {'net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth'} <= {p.name for p in (experiment / 'models').iterdir()}
-    assert list((tmp_path / 'tb_logger' / name).glob('events.out.tfevents.*')), 'tensorboard log not under the CWD'
+    assert list((run.root / 'tb_logger' / run.name).glob('events.out.tfevents.*')), 'tensorboard log not under the CWD'
     first = logged_iterations(run_logs(experiment)[0])
     assert [row['iter'] for row in first] == [1, 2, 3, 4]
     assert all(math.isfinite(row['l_pix']) and math.isfinite(row['grad_norm']) for row in first)
@@ -91,8 +35,11 @@ def test_lesrcnn_x2_trains_and_resumes(tmp_path):
     net = load_model(experiment / 'models' / 'net_g_4.pth')
     assert type(net).__name__ == 'LESRCNN' and net.upscale == 2
 
-    # fp16 (slow on a CPU) for the two resumed iterations only: its gradient scaler joins the state.
-    train(tmp_path, 'train_lesrcnn_x2.yml', *common, 'train:total_iter=6', 'train:amp=fp16', resume=True)
+
+@pytest.mark.slow
+def test_lesrcnn_x2_resumes_in_fp16(basicsr_x2_training):
+    """The two resumed iterations ran in fp16 (slow on a CPU): its gradient scaler joins the state."""
+    experiment = basicsr_x2_training.experiment
     logs = run_logs(experiment)
     assert len(logs) == 2
     resumed_text = logs[1].read_text()
@@ -107,27 +54,29 @@ def test_lesrcnn_x2_trains_and_resumes(tmp_path):
     assert state['iter'] == 6 and 'grad_scaler' in state  # fp16 keeps its loss scale across resumes
 
 
+@pytest.mark.slow
 def test_multiscale_lesrcnn_trains_one_scale_per_iteration_and_resumes(tmp_path):
     from lesrcnn_plugin.basicsr.lesrcnn_model import draw_scale
 
     write_div2k_like(tmp_path)
     name = 'smoke_MultiScaleLESRCNN'
-    common = (f'name={name}', 'datasets:train:lq_size=8', 'logger:save_checkpoint_freq=3', 'val:val_freq=3',
+    # Validation at iteration 4 only, in the resumed run; the draws of iterations 1-4 are 4, 3, 2, 4.
+    common = (f'name={name}', 'datasets:train:lq_size=8', 'logger:save_checkpoint_freq=2', 'val:val_freq=4',
               'logger:use_tb_logger=false')
-    train(tmp_path, 'train_multiscale_lesrcnn.yml', *common, 'train:total_iter=6')
+    train(tmp_path, 'train_multiscale_lesrcnn.yml', *common, 'train:total_iter=2')
     experiment = tmp_path / 'experiments' / name
-    train(tmp_path, 'train_multiscale_lesrcnn.yml', *common, 'train:total_iter=9', 'train:amp=bf16', resume=True)
+    train(tmp_path, 'train_multiscale_lesrcnn.yml', *common, 'train:total_iter=4', 'train:amp=bf16', resume=True)
 
     first, second = (logged_iterations(log) for log in run_logs(experiment))
-    assert [row['iter'] for row in first] == list(range(1, 7))
-    assert [row['iter'] for row in second] == [7, 8, 9]
+    assert [row['iter'] for row in first] == [1, 2]
+    assert [row['iter'] for row in second] == [3, 4]
     rows = first + second
     assert all(math.isfinite(row['l_pix']) for row in rows)
     # One scale per iteration, drawn from the seed and the iteration (so the resumed run continues
     # the same sequence), and over these iterations every scale is trained.
     assert [row['scale'] for row in rows] == [draw_scale([2, 3, 4], 10, row['iter']) for row in rows]
     assert {row['scale'] for row in rows} == {2, 3, 4}
-    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['3.state', '6.state', '9.state']
+    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['2.state', '4.state']
 
     # Every validation set reports PSNR and SSIM under its scale's name.
     text = run_logs(experiment)[1].read_text()
@@ -152,6 +101,7 @@ def test_train_entry_point_reports_user_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_training_data_is_reported_without_traceback(tmp_path):
     command = [sys.executable, '-m', 'lesrcnn_plugin.train', '-opt', str(OPTIONS / 'train_lesrcnn_x2.yml'),
                '--force_yml', 'logger:use_tb_logger=false']

@@ -1,7 +1,7 @@
 """Every tool reads every checkpoint the plugin's own training writes, and the authors' weights by name.
 
 * The plugin's own files: an MMagic ``iter_2.pth`` (a training checkpoint with its message hub and
-  optimizer) and a BasicSR ``net_g_2.pth``, each from a 2-iteration training on generated data, go
+  optimizer) and a BasicSR ``net_g_2.pth``, from the test run's trainings on generated data, go
   through ``lesrcnn-upscale``, ``lesrcnn-convert`` and ``lesrcnn-export-onnx``.
 * Names: ``lesrcnn-upscale -c lesrcnn_x2`` downloads through ``$LESRCNN_WEIGHTS_MIRROR`` (a local HTTP
   server on 127.0.0.1 serving ``../shared/weights`` in the upstream layout), and refuses a tampered
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
+from _training_runs import train as basicsr_train
+from _training_runs import write_div2k_like
 from conftest import shared_path
 from lesrcnn_plugin.archs import LESRCNN, MultiScaleLESRCNN
 from lesrcnn_plugin.checkpoint import load_model, plugin_to_official, save_checkpoint
 from lesrcnn_plugin.cli import convert_checkpoint, upscale
 from lesrcnn_plugin.image_io import read_image, write_image
-from test_basicsr_train import train as basicsr_train
-from test_basicsr_train import write_div2k_like
 from test_weights import MirrorServer, isolated_cache  # noqa: F401  (autouse: no test reaches the internet)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,27 +38,18 @@ def write_inputs(folder: Path, count: int = 2) -> Path:
     return folder
 
 
-@pytest.fixture(scope='module')
-def own_checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """``{'mmagic': iter_2.pth, 'basicsr': net_g_2.pth}`` from 2-iteration trainings of LESRCNN x2."""
-    pytest.importorskip('mmagic')
-    from test_safe_load import train_command
-    from test_mmagic_runner import run as run_mmagic
-    from test_mmagic_configs import make_datasets
-
-    root = tmp_path_factory.mktemp('own_checkpoints')
-    make_datasets(root / 'mmagic')
-    run_mmagic(train_command(root / 'mmagic' / 'work', max_iters=2), root / 'mmagic')
-    write_div2k_like(root / 'basicsr', scales=(2,))
-    basicsr_train(root / 'basicsr', 'train_lesrcnn_x2.yml', 'name=own', 'datasets:train:gt_size=16',
-                  'logger:save_checkpoint_freq=2', 'val:val_freq=4', 'train:total_iter=2')
-    return {'mmagic': root / 'mmagic' / 'work' / 'iter_2.pth',
-            'basicsr': root / 'basicsr' / 'experiments' / 'own' / 'models' / 'net_g_2.pth'}
+@pytest.fixture(params=['mmagic', 'basicsr'])
+def own_checkpoint(request) -> Path:
+    """MMagic's ``iter_2.pth`` or BasicSR's ``net_g_2.pth`` of LESRCNN x2, from the test run's training
+    of that framework (tests/_training_runs.py)."""
+    if request.param == 'mmagic':
+        return request.getfixturevalue('mmagic_x2_training').work_dir / 'iter_2.pth'
+    return request.getfixturevalue('basicsr_x2_training').experiment / 'models' / 'net_g_2.pth'
 
 
-@pytest.mark.parametrize('framework', ['mmagic', 'basicsr'])
-def test_own_training_checkpoints_upscale_convert_and_export(own_checkpoints, framework, tmp_path):
-    checkpoint = own_checkpoints[framework]
+@pytest.mark.slow
+def test_own_training_checkpoints_upscale_convert_and_export(own_checkpoint, tmp_path):
+    checkpoint = own_checkpoint
     model = load_model(checkpoint)
     assert isinstance(model, LESRCNN) and model.default_scale == 2
 
@@ -132,6 +123,7 @@ def test_tampered_mirror_file_is_refused_by_the_tool(authors_mirror, tmp_path, c
     assert not [p for p in isolated_cache.rglob('*') if p.is_file()], 'the refused file stayed in the cache'
 
 
+@pytest.mark.slow
 def test_basicsr_pretrain_network_g_takes_the_authors_layout(tmp_path):
     """``path: pretrain_network_g`` reads a file in the authors' layout (strictly) and fine-tunes from it."""
     write_div2k_like(tmp_path, scales=(2,))
@@ -166,6 +158,7 @@ def test_mmagic_load_from_takes_a_weights_scheme(tmp_path):
         assert torch.equal(model.generator.state_dict()[key], value), key
 
 
+@pytest.mark.slow
 def test_crafted_checkpoint_runs_no_code_through_mmengine_after_import(tmp_path):
     """Once the integration is imported, mmengine's own loader (what ``mim train --resume`` uses) reads
     files as data: a pickle that would run code is refused."""

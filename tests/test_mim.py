@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip('mmagic')
 
-from test_mmagic_configs import make_datasets  # noqa: E402
-from test_mmagic_runner import PYTHON, REPO, TINY, patch_option, run  # noqa: E402
+from _training_runs import PYTHON, REPO, TINY, make_datasets, patch_option, run  # noqa: E402
 
 MIM = Path(sys.executable).with_name('mim')
 CONFIG = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
 TENSORBOARD_INSTEAD = 'visualizer.vis_backends.0.type=TensorboardVisBackend'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MIM.is_file(), reason=f'{MIM} not found: openmim is installed by `make setup`')
 def test_mim_trains_and_tests_a_plugin_config(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -4,42 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip('mmagic')
 
-from lesrcnn_plugin.data import write_lmdb  # noqa: E402
+from _training_runs import make_datasets  # noqa: E402  (imported from here by other test files)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / 'configs' / 'lesrcnn').glob('*.py'))
-SCALES = (2, 3, 4)
-
-
-def make_datasets(root: Path, hr_size: int = 264, num_images: int = 3, seed: int = 0) -> None:
-    """The canonical layout under ``root/datasets`` with tiny random images.
-
-    DIV2K LMDBs (keys ``0001_s001``...) at x2/x3/x4 and the four benchmarks, whose HR images are one
-    pixel larger than LR*k (EDSR-like, so that ``CropGTToInput`` has work to do).
-    """
-    rng = np.random.default_rng(seed)
-    hr_images = [(f'{i // 2 + 1:04d}_s{i % 2 + 1:03d}', rng.integers(0, 256, (hr_size, hr_size, 3), np.uint8))
-                 for i in range(num_images)]
-    div2k = root / 'datasets' / 'DIV2K'
-    write_lmdb(div2k / 'DIV2K_train_HR_sub.lmdb', hr_images)
-    for scale in SCALES:
-        size = hr_size // scale
-        write_lmdb(div2k / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb',
-                   [(key, cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)) for key, img in hr_images])
-        for name in ('Set5', 'Set14', 'BSD100', 'Urban100'):
-            folder = root / 'datasets' / 'benchmark' / name / f'X{scale}'
-            (folder / 'HR').mkdir(parents=True, exist_ok=True)
-            (folder / 'LR').mkdir(parents=True, exist_ok=True)
-            lr = rng.integers(0, 256, (10, 8, 3), np.uint8)
-            hr = rng.integers(0, 256, (10 * scale + 1, 8 * scale + 1, 3), np.uint8)
-            cv2.imwrite(str(folder / 'LR' / 'img1.png'), lr)
-            cv2.imwrite(str(folder / 'HR' / 'img1.png'), hr)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """MMagic logging: validation metrics at the iteration they were computed at, and the TensorBoard switch.
 
-One short run (4 iterations, Set5 validation every 2) of ``lesrcnn-mmagic-train`` on generated data,
-naming its config by recipe name, with ``--tensorboard``; the tests read what it logged.
+The tests read what the test run's one MMagic training logged (``mmagic_x2_training``,
+tests/_training_runs.py): ``lesrcnn-mmagic-train`` on generated data, naming its config by recipe
+name, with ``--tensorboard``, 4 iterations, Set5 validation every 2.
 """
 from __future__ import annotations
 
@@ -13,24 +14,16 @@ import pytest
 pytest.importorskip('mmagic')
 pytest.importorskip('tensorboard')
 
-from test_mmagic_configs import make_datasets  # noqa: E402
-from test_mmagic_runner import PYTHON, REPO, TINY, patch_option, run  # noqa: E402
-
-VALIDATION_STEPS = [2, 4]
+from _training_runs import MMAGIC_X2_VALIDATIONS as VALIDATION_STEPS  # noqa: E402
 
 
-@pytest.fixture(scope='module')
-def run_dir(tmp_path_factory) -> Path:
+@pytest.fixture
+def run_dir(mmagic_x2_training) -> Path:
     """The run's log folder, ``<work_dir>/<timestamp>``."""
-    root = tmp_path_factory.mktemp('logging')
-    make_datasets(root)
-    work = root / 'work'
-    run([PYTHON, str(REPO / 'tools' / 'train.py'), 'lesrcnn:lesrcnn_x2_div2k', '--tensorboard', '--work-dir', str(work),
-         '--cfg-options', *TINY, 'val_dataloader.num_workers=0', patch_option(2), 'train_cfg.max_iters=4'], root)
-    log_dir, = work.glob('2*/')
-    return log_dir
+    return mmagic_x2_training.log_dir
 
 
+@pytest.mark.slow
 def test_validation_metrics_are_logged_at_their_iteration(run_dir):
     records = [json.loads(line) for line in (run_dir / 'vis_data' / 'scalars.json').read_text().splitlines()]
     validations = [record for record in records if 'Set5x2/PSNR' in record]
@@ -38,6 +31,7 @@ def test_validation_metrics_are_logged_at_their_iteration(run_dir):
     assert [record['iter'] for record in records if 'loss' in record] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_tensorboard_switch_writes_the_metrics_at_their_iteration(run_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -1,49 +1,21 @@
 """MMagic integration through mmengine's Runner, each run in a subprocess (the Runner sets up global
-registries, loggers and process groups): training, resuming, multi-scale and two-process training on
-generated LMDBs, and the test tool on Set5 with the authors' converted weights."""
+registries, loggers and process groups): training (the test run's one MMagic training,
+``mmagic_x2_training``), resuming, multi-scale and two-process training on generated LMDBs, and the
+test tool on Set5 with the authors' converted weights."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip('mmagic')
 
+from _training_runs import (PYTHON, REPO, TINY, make_datasets, patch_option, run,  # noqa: E402,F401  (imported
+                            train_losses)  # from here by other test files)
 from conftest import shared_path  # noqa: E402
-from test_mmagic_configs import make_datasets  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-# Tiny runs: LR patches of 16 pixels, batch 1, validation and a checkpoint every 2 iterations.
-TINY = ['train_dataloader.batch_size=1', 'train_dataloader.num_workers=0', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2', 'train_cfg.val_interval=2']
-
-
-def run(args, cwd, timeout=300, **env):
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, 'OMP_NUM_THREADS': '1', **env})
-    assert result.returncode == 0, f'{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
-    return result
-
-
-def train_losses(work_dir: Path) -> dict[int, float]:
-    """Training loss per iteration, from every run's vis_data/scalars.json under ``work_dir``."""
-    losses = {}
-    for log in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for line in log.read_text().splitlines():
-            record = json.loads(line)
-            if 'loss' in record:
-                losses[record['iter']] = record['loss']
-    return losses
-
-
-def patch_option(scale: int, index: int = 3) -> str:
-    return f'train_dataloader.dataset.pipeline.{index}.gt_patch_size={16 * scale}'
 
 
 @pytest.fixture
@@ -52,18 +24,27 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def test_train_writes_checkpoints_and_resume_continues(workspace):
-    config = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
-    work = workspace / 'work'
-    common = [PYTHON, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work),
-              '--cfg-options', *TINY, 'val_dataloader.num_workers=0', patch_option(2)]
-    run(common + ['train_cfg.max_iters=2'], workspace)
-    assert (work / 'iter_2.pth').is_file() and (work / 'lesrcnn_x2_div2k.py').is_file()
-    first = train_losses(work)
-    assert sorted(first) == [1, 2] and all(math.isfinite(v) for v in first.values())
-    shutil.rmtree(next(work.glob('2*')))  # keep only the resumed run's logs below
+@pytest.mark.slow
+def test_train_writes_checkpoints_and_the_config(mmagic_x2_training):
+    work = mmagic_x2_training.work_dir
+    assert (work / 'iter_2.pth').is_file() and (work / 'iter_4.pth').is_file()
+    assert (work / 'lesrcnn_x2_div2k.py').is_file()
+    losses = train_losses(work)
+    assert sorted(losses) == [1, 2, 3, 4] and all(math.isfinite(v) for v in losses.values())
 
-    result = run(common + ['train_cfg.max_iters=4', '--resume', str(work / 'iter_2.pth')], workspace)
+
+@pytest.mark.slow
+def test_resume_continues_from_the_saved_iteration(mmagic_x2_training, tmp_path):
+    """The shared run's folder as it was at iteration 2 (its checkpoint and config, no logs), resumed
+    there to iteration 4."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    for name in ('iter_2.pth', 'lesrcnn_x2_div2k.py'):
+        shutil.copy2(mmagic_x2_training.work_dir / name, work / name)
+    config = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
+    result = run([PYTHON, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work),
+                  '--cfg-options', *TINY, 'val_dataloader.num_workers=0', patch_option(2), 'train_cfg.max_iters=4',
+                  '--resume', str(work / 'iter_2.pth')], mmagic_x2_training.root)
     resumed = train_losses(work)
     assert sorted(resumed) == [3, 4], 'resume must continue from the saved iteration'
     assert all(math.isfinite(v) for v in resumed.values())
@@ -71,17 +52,20 @@ def test_train_writes_checkpoints_and_resume_continues(workspace):
     assert 'resumed' in (result.stdout + result.stderr).lower()
 
 
+@pytest.mark.slow
 def test_multiscale_training_runs_one_scale_per_batch(workspace):
     config = REPO / 'configs' / 'lesrcnn' / 'multiscale_lesrcnn_div2k.py'
     work = workspace / 'work'
     patches = [f'train_dataloader.dataset.datasets.{i}.pipeline.3.gt_patch_size={16 * k}' for i, k in enumerate((2, 3, 4))]
     run([PYTHON, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work), '--cfg-options', *TINY,
-         *patches, 'train_cfg.max_iters=3', *[f'val_dataloader.{i}.num_workers=0' for i in range(3)]], workspace)
+         *patches, 'train_cfg.max_iters=3', 'train_cfg.val_interval=3',  # one validation, at the end
+         *[f'val_dataloader.{i}.num_workers=0' for i in range(3)]], workspace)
     losses = train_losses(work)
     assert sorted(losses) == [1, 2, 3] and all(math.isfinite(v) for v in losses.values())
     assert (work / 'iter_3.pth').is_file()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(workspace):
     config = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
     work = workspace / 'work'
@@ -120,6 +104,7 @@ test_evaluator = [_base_.benchmark_test_evaluators['x{k}'][0]]
 """
 
 
+@pytest.mark.slow
 def test_test_tool_reproduces_set5_with_official_weights(tmp_path, official_weights):
     """One process runs the three scales (mmagic's import alone takes seconds), then x3 weights in
     the x2 config, which must be refused (exit 1) before anything is tested."""

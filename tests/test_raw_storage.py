@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from _training_runs import logged_iterations, make_datasets, run_logs, train, write_div2k_like
 from lesrcnn_plugin.cli.prepare_div2k import main as prepare_div2k
 from lesrcnn_plugin.data import read_meta_info
 from lesrcnn_plugin.data.raw_store import (convert_png_lmdb, decode_raw, encode_raw, png_db_path, raw_db_path,
                                            verify_raw_lmdb, write_raw_lmdb)
 from lesrcnn_plugin.errors import DataError
 
-from test_basicsr_train import logged_iterations, run_logs, train, write_div2k_like  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DIV2K = Path('datasets/DIV2K')
@@ -177,6 +177,7 @@ def test_basicsr_raw_dataset_refuses_a_png_database(div2k_like):
         raw[0]
 
 
+@pytest.mark.slow
 def test_basicsr_trains_from_raw_storage(div2k_like, tmp_path):
     shutil.copytree(div2k_like / 'datasets', tmp_path / 'datasets')
     name = 'raw_LESRCNN_x2'
@@ -193,7 +194,6 @@ def test_basicsr_trains_from_raw_storage(div2k_like, tmp_path):
 @pytest.fixture
 def mmagic_div2k(tmp_path, monkeypatch):
     pytest.importorskip('mmagic')
-    from test_mmagic_configs import make_datasets
     make_datasets(tmp_path)
     convert_all(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -220,11 +220,12 @@ def test_mmagic_raw_pipeline_gives_the_png_samples_and_crops(mmagic_div2k, confi
         assert png['data_samples'].metainfo['scale'] == raw['data_samples'].metainfo['scale'] == scale
 
 
+@pytest.mark.slow
 def test_mmagic_trains_from_raw_storage(mmagic_div2k):
     config = mmagic_div2k / 'raw_x2.py'
     config.write_text(f"_base_ = '{REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'}'\n"
                       "train_dataloader = dict(dataset=_base_.div2k_raw_train_datasets['x2'])\n")
-    from test_mmagic_runner import TINY, patch_option, run, train_losses
+    from _training_runs import TINY, patch_option, run, train_losses
     work = mmagic_div2k / 'work'
     run([sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work), '--cfg-options',
          *TINY, 'val_dataloader.num_workers=0', patch_option(2), 'train_cfg.max_iters=2'], mmagic_div2k)

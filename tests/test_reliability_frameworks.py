@@ -94,7 +94,7 @@ def test_basicsr_paired_databases_must_list_the_same_keys(basicsr_run, capsys):
 @pytest.fixture
 def mmagic_workspace(tmp_path, monkeypatch):
     pytest.importorskip('mmagic')
-    from test_mmagic_configs import make_datasets
+    from _training_runs import make_datasets
 
     make_datasets(tmp_path)
     monkeypatch.chdir(tmp_path)

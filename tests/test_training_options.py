@@ -68,6 +68,7 @@ def test_basicsr_autocast_losses_are_finite_and_decrease(tmp_path, monkeypatch, 
     assert decreasing(basicsr_losses(model))
 
 
+@pytest.mark.slow  # torch.compile: inductor writes and builds C++ kernels
 def test_basicsr_compile_trains_a_compiled_view_and_keeps_the_checkpoint_keys(tmp_path, monkeypatch):
     eager = basicsr_model(tmp_path, monkeypatch, 'network_g:num_feat=8')
     compiled = basicsr_model(tmp_path, monkeypatch, 'network_g:num_feat=8', 'train:compile=true')
@@ -81,7 +82,7 @@ def test_basicsr_compile_trains_a_compiled_view_and_keeps_the_checkpoint_keys(tm
 def test_basicsr_loader_switches_reach_the_dataloader(tmp_path, monkeypatch):
     from basicsr.data import build_dataloader, build_dataset
 
-    from test_basicsr_train import write_div2k_like
+    from _training_runs import write_div2k_like
     write_div2k_like(tmp_path, scales=(2,))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, 'argv', [
