@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from _training_runs import (OPTIONS, logged_iterations, run_logs, train,  # noqa: F401  (imported from here by
-                            write_div2k_like)  # other test files)
+# Other test files import the training helpers from here too.
+from _training_runs import OPTIONS, logged_iterations, run_logs, train, write_div2k_like  # noqa: F401
 from lesrcnn_plugin.checkpoint import load_model
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 
 import pytest
 
 pytest.importorskip('mmagic')
 
-from _training_runs import (PYTHON, REPO, TINY, make_datasets, patch_option, run,  # noqa: E402,F401  (imported
-                            train_losses)  # from here by other test files)
+# Other test files import the run helpers from here too.
+from _training_runs import PYTHON, REPO, TINY, make_datasets, patch_option, run, train_losses  # noqa: E402,F401
 from conftest import shared_path  # noqa: E402
 
 
