@@ -103,6 +103,7 @@ ENTRIES = (
           note='No released weights.'),
     Entry('MultiScaleLESRCNN (LESRCNN-S), x4 branch', 'LESRCNN-S of the authors\' repository', 'MultiScaleLESRCNN',
           {}, 'this package', scale=4, params=ParamsFigure('1,254,104', 'closed form of the authors\' code (README)'),
+          unverified='No released weights; the paper\'s LESRCNN-S rows could not be read here.',
           note='Parameters include the x2, x3 and x4 upsamplers; MACs those of x4 only.'),
     Entry('EDSR-baseline x4', 'EDSR-baseline: 16 blocks, 64 channels, RGB', 'basicsr:EDSR',
           dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4), 'BasicSR', needs='basicsr',

@@ -126,8 +126,11 @@ def render_page(data: dict) -> str:
             lines.append(f'| {row["label"]} | {_db(quote.get("set5"))} | {_db(quote.get("urban100"))} | '
                          f'{quote["source"]}{of} |')
         elif not row['measured']:
-            lines.append(f'| {row["label"]} | | | not quoted: {row["unverified"] or "no bicubic PSNR published"} |')
-    lines += ['', 'Set14 and B100 are not quoted: none of the tables they appear in could be read here.', '',
+            lines.append(f'| {row["label"]} | | | not quoted: {row["unverified"] or row["note"]} |')
+    lines += ['', 'The three quoted rows are carried over from this page\'s earlier version, which confirmed them '
+                  'against the tables named; they were not re-read for this version. The figures that circulate for '
+                  'the other networks (named in the table) could not be checked against a primary table here, so '
+                  'they are not quoted and not plotted. Set14 and B100 are not quoted for the same reason.', '',
               'LESRCNN, measured here on Set5 with the authors\' released weights (`lesrcnn-test`, EDSR layout, '
               'Y channel, border crop = scale, SR rounded to uint8; the tests check these figures):', '',
               '| network | scale | Set5 PSNR (dB) | Set5 SSIM | the paper\'s Set5 figure |',
