@@ -161,25 +161,34 @@ def run_example(example: Example, folder: Path, env: dict) -> subprocess.Complet
     """Run one block as a script in ``folder``; a shell block stops at its first failing command."""
     script = folder / ('example.py' if example.language == 'python' else 'example.sh')
     script.write_text(example.code, encoding='utf-8')
-    return subprocess.run([*INTERPRETERS[example.language], script.name], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    return subprocess.run([*INTERPRETERS[example.language], script.name], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-@pytest.mark.parametrize('example', [pytest.param(example, id=example.id, marks=[pytest.mark.slow] if example.slow else [])
+def example_environment(folder: Path, weights_cache: Path) -> dict:
+    """A user's shell after ``source .venv/bin/activate``, with a cache of its own and no way to the internet
+    (a block that needs weights gets the local mirror instead of the unreachable address)."""
+    env = {**os.environ, 'PATH': f'{VENV_BIN}{os.pathsep}{os.environ.get("PATH", "")}',
+           'VIRTUAL_ENV': str(VENV_BIN.parent), 'LESRCNN_WEIGHTS_DIR': str(weights_cache),
+           'LESRCNN_WEIGHTS_MIRROR': 'http://127.0.0.1:9/unreachable', 'TORCH_HOME': str(folder / 'torch_home'),
+           'MPLBACKEND': 'Agg', 'NO_PROXY': '127.0.0.1', 'no_proxy': '127.0.0.1'}
+    env.pop('LESRCNN_OFFICIAL_WEIGHTS', None)
+    return env
+
+
+@pytest.mark.parametrize('example', [pytest.param(example, id=example.id,
+                                                   marks=[pytest.mark.slow] if example.slow else [])
                                      for example in EXAMPLES])
 def test_example_runs_as_written(example, tmp_path, weights_cache, request):
-    missing = [need for ex in example.chain() for need in ex.needs if need not in PROVIDED]
+    missing = [need for step in example.chain() for need in step.needs if need not in PROVIDED]
     if missing:
         pytest.skip(f'{example.id} needs {"; ".join(missing)}')
-    env = {**os.environ, 'PATH': f'{VENV_BIN}{os.pathsep}{os.environ.get("PATH", "")}', 'VIRTUAL_ENV': str(VENV_BIN.parent),
-           'LESRCNN_WEIGHTS_DIR': str(weights_cache), 'LESRCNN_WEIGHTS_MIRROR': 'http://127.0.0.1:9/unreachable',
-           'TORCH_HOME': str(tmp_path / 'torch_home'), 'MPLBACKEND': 'Agg', 'NO_PROXY': '127.0.0.1', 'no_proxy': '127.0.0.1'}
-    env.pop('LESRCNN_OFFICIAL_WEIGHTS', None)
+    env = example_environment(tmp_path, weights_cache)
     if example.needs_weights():
         env['LESRCNN_WEIGHTS_MIRROR'] = request.getfixturevalue('weights_mirror')
     for name in LINKED_FROM_CLONE:
         (tmp_path / name).symlink_to(REPO / name, target_is_directory=True)
     for step in example.chain():
         result = run_example(step, tmp_path, env)
-        assert result.returncode == 0, (f'{step.id} exited with {result.returncode}\n--- stdout\n{result.stdout[-3000:]}'
-                                        f'\n--- stderr\n{result.stderr[-3000:]}')
+        assert result.returncode == 0, (f'{step.id} exited with {result.returncode}\n'
+                                        f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}')
