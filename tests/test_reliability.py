@@ -292,6 +292,15 @@ def test_upscale_refuses_bad_numbers(tmp_path, weights, argv):
     assert exit_info.value.code == 2
 
 
+def test_upscale_reports_a_missing_checkpoint_before_missing_inputs(tmp_path, capsys):
+    missing_checkpoint = tmp_path / 'no_such.pth'
+    assert upscale_cli.main(['-c', str(missing_checkpoint), str(tmp_path / 'no_such.png'),
+                             '-o', str(tmp_path / 'out')]) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and str(missing_checkpoint) in err and 'no_such.png' not in err
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.parametrize('argv', [['--atol', 'nan'], ['--atol', '-1'], ['--atol', 'inf'], ['--opset', '0']])
 def test_export_refuses_bad_numbers(tmp_path, weights, argv):
     pytest.importorskip('onnxruntime')

@@ -147,6 +147,10 @@ def failure_message(exc: Exception, image: Path, args: argparse.Namespace, devic
 
 
 def upscale(args: argparse.Namespace) -> int:
+    # The checkpoint first: without it no image can be processed, so its problem is the one to report,
+    # before any per-image message.
+    checkpoint = resolve_source(args.checkpoint)
+    model = load_model(checkpoint, args.arch, args.scale, args.variant)
     images, failures = collect_images(args.inputs)
     for message in failures:
         print(f'error: {one_line(message)}', file=sys.stderr)
@@ -156,8 +160,6 @@ def upscale(args: argparse.Namespace) -> int:
     if output_dir.exists() and not output_dir.is_dir():
         raise LESRCNNError(f'{output_dir}: is a file, not a folder; -o/--output names the folder for the outputs')
     device = resolve_device(args.device)
-    checkpoint = resolve_source(args.checkpoint)
-    model = load_model(checkpoint, args.arch, args.scale, args.variant)
     scale = model.default_scale
     network = prepare_network(model, fast=not args.reference, device=device, dtype=DTYPES[args.dtype],
                               channels_last=args.channels_last)
