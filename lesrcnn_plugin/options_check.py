@@ -99,7 +99,7 @@ BASICSR_OPTIONS: dict[str, Rule] = {
     'train.warmup_iter': integer(-1),
     'train.grad_clip_norm': number(0),
     'train.ema_decay': number(0, 1, high_open=True),
-    'train.optim_*.lr': number(0, low_open=True),
+    'train.optim_*.lr': number(0),  # 0 freezes the weights: a run that only evaluates a loaded network
     'train.optim_*.weight_decay': number(0),
     'train.optim_*.betas': numbers(0, 1, high_open=True),
     'train.optim_*.eps': number(0, low_open=True),
@@ -125,7 +125,7 @@ MMAGIC_OPTIONS: dict[str, Rule] = {
     '*_dataloader*.batch_size': integer(1),
     '*_dataloader*.num_workers': integer(0),
     'train_dataloader.dataset*.gt_patch_size': integer(1),
-    'optim_wrapper.optimizer.lr': number(0, low_open=True),
+    'optim_wrapper.optimizer.lr': number(0),
     'optim_wrapper.optimizer.weight_decay': number(0),
     'optim_wrapper.optimizer.betas': numbers(0, 1, high_open=True),
     'optim_wrapper.optimizer.eps': number(0, low_open=True),

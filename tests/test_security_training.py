@@ -228,7 +228,7 @@ def test_negative_total_iter_is_refused_before_any_folder(workspace):
     ('datasets.train.gt_size', -32, 'datasets.train.gt_size must be an integer of at least 1, got -32'),
     ('datasets.train.gt_size', 17, 'datasets.train.gt_size must be a multiple of the scale 2, got 17'),
     ('train.total_iter', 'abc', "train.total_iter must be an integer of at least 1, got 'abc'"),
-    ('train.optim_g.lr', 0, 'train.optim_g.lr must be a number above 0, got 0'),
+    ('train.optim_g.lr', -1e-4, 'train.optim_g.lr must be a number of at least 0, got -0.0001'),
     ('train.scheduler.milestones', [400000, 'x'], "train.scheduler.milestones must be a non-empty list of integers "
                                                   "of at least 1, got [400000, 'x']"),
     ('train.scheduler.gamma', '0.5', "train.scheduler.gamma must be a number above 0, got '0.5'"),
@@ -277,7 +277,7 @@ def test_weights_given_as_training_state_are_named(workspace):
 @pytest.mark.parametrize('option, message', [
     ('train_cfg.max_iters=-5', 'train_cfg.max_iters must be an integer of at least 1, got -5'),
     ('train_dataloader.batch_size=abc', "train_dataloader.batch_size must be an integer of at least 1, got 'abc'"),
-    ('optim_wrapper.optimizer.lr=-1e-4', 'optim_wrapper.optimizer.lr must be a number above 0, got -0.0001'),
+    ('optim_wrapper.optimizer.lr=-1e-4', 'optim_wrapper.optimizer.lr must be a number of at least 0, got -0.0001'),
     ('default_hooks.checkpoint.interval=0', 'default_hooks.checkpoint.interval must be an integer of at least 1 or '
                                             '-1, got 0'),
 ])
