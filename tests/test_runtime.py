@@ -135,7 +135,7 @@ def test_paper_table8_table_and_refusal(tmp_path, capsys):
                for name in paper.NETWORKS for size in paper.SIZES]
     assert timings[2].to_dict()['paper_s'] == 0.0222 and timings[3].to_dict()['paper_s'] is None
     markdown = paper.format_paper_markdown(timings, 'this CPU')
-    assert '| LESRCNN | 1024x1024 | 0.0200 | 0.0190 | 0.0300 | 55% UNSTABLE | 0.0222 |' in markdown
+    assert '| LESRCNN | 1024x1024 | 0.0200 | 0.0190 | 0.0300 | 55.0% UNSTABLE | 0.0222 |' in markdown
     assert 'MemNet 0.8774 / 3.605 / 14.69' in markdown and 'GPU not named' in markdown
     assert measure_runtime.main(['--preset', 'paper-table8', '--lr-size', '8x8', '--output-dir', str(tmp_path)]) == 1
     assert 'give it alone' in capsys.readouterr().err

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from lesrcnn_plugin.benchmark.load import SPREAD_LIMIT, flag
+from lesrcnn_plugin.benchmark.load import SPREAD_LIMIT, format_spread
 
 PLOT_MACS = 'comparison_psnr_macs.png'
 PLOT_RUNTIME = 'comparison_psnr_runtime.png'
@@ -56,9 +56,7 @@ def _cpu_cell(run: dict | None, label: str) -> tuple[str, str]:
     row = (run or {}).get(label)
     if row is None:
         return '', ''
-    flagged = flag(row['spread'])
-    return (f'{row["ms"]:.0f} [{row["p10_ms"]:.0f}-{row["p90_ms"]:.0f}]',
-            f'{row["spread"]:.0%}' + (f' {flagged}' if flagged else ''))
+    return f'{row["ms"]:.0f} [{row["p10_ms"]:.0f}-{row["p90_ms"]:.0f}]', format_spread(row['spread'])
 
 
 def render_page(data: dict) -> str:

@@ -72,4 +72,11 @@ def flag(relative_spread: float, limit: float = SPREAD_LIMIT) -> str:
     return 'UNSTABLE' if relative_spread > limit else ''
 
 
-__all__ = ['SPREAD_LIMIT', 'MachineBusyError', 'cpu_count', 'flag', 'load_average', 'spread', 'wait_until_idle']
+def format_spread(relative_spread: float) -> str:
+    """``'12.3%'``, or ``'24.6% UNSTABLE'`` above the limit (one decimal, so that no flagged figure reads 20%)."""
+    flagged = flag(relative_spread)
+    return f'{relative_spread:.1%}' + (f' {flagged}' if flagged else '')
+
+
+__all__ = ['SPREAD_LIMIT', 'MachineBusyError', 'cpu_count', 'flag', 'format_spread', 'load_average', 'spread',
+           'wait_until_idle']

@@ -22,7 +22,7 @@ import torch
 from ..complexity import input_size
 from ..networks import resolve_network
 from .interleaved import time_networks
-from .load import flag
+from .load import format_spread
 from .timing import Timing
 
 #: Output sizes of the paper's Table 8 (square, x2).
@@ -79,9 +79,8 @@ def format_paper_markdown(timings: list[PaperTiming], where: str) -> str:
              '| ---: | ---: |']
     for item in timings:
         paper = paper_seconds(item.network, item.size)
-        spread = f'{item.timing.spread:.0%}' + (f' {flag(item.timing.spread)}' if flag(item.timing.spread) else '')
         lines.append(f'| {item.network} | {item.size}x{item.size} | {item.timing.median:.4f} | {item.timing.p10:.4f} '
-                     f'| {item.timing.p90:.4f} | {spread} | {"-" if paper is None else f"{paper:g}"} |')
+                     f'| {item.timing.p90:.4f} | {format_spread(item.timing.spread)} | {"-" if paper is None else f"{paper:g}"} |')
     lines += ['', 'Table 8\'s other rows (seconds, 256 / 512 / 1024): '
               + '; '.join(f'{name} {" / ".join(f"{value:g}" for value in row)}'
                           for name, row in TABLE8_SECONDS.items() if name not in NETWORKS) + '.']

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..archs.fast import fused_kernels_available
-from .load import SPREAD_LIMIT, cpu_count, flag, load_average
+from .load import SPREAD_LIMIT, cpu_count, format_spread, load_average
 from .timing import ROOFLINE_MACS, Row
 
 
@@ -166,7 +166,7 @@ def format_markdown(rows: Sequence[Row], compared: Sequence[Comparison], env: Ma
         memory = '-' if row.peak_memory_mb is None else f'{row.peak_memory_mb:.0f}'
         lines.append(f'| {row.setting.label} | {row.size} | {_hw(row.lr)} -> {_hw(row.hr)} | '
                      f'{row.timing.median * 1e3:.1f} | {row.timing.p10 * 1e3:.1f} | {row.timing.p90 * 1e3:.1f} | '
-                     f'{_spread(row.timing.spread)} | {row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | '
+                     f'{format_spread(row.timing.spread)} | {row.images_per_s:.2f} | {row.megapixels_per_s:.2f} | '
                      f'{row.gmacs_per_s:.1f} | {memory} | {diff} |')
     probes = [r for r in rows if r.kind == 'roofline']
     if probes:
@@ -199,6 +199,3 @@ def _load(env: Mapping, key: str = 'load_average') -> str:
     load = env.get(key)
     return '-' if not load else ' / '.join(f'{value:.2f}' for value in load)
 
-
-def _spread(value: float) -> str:
-    return f'{value:.0%}' + (f' {flag(value)}' if flag(value) else '')
