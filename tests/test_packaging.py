@@ -75,6 +75,7 @@ def wheel_metadata(archive: zipfile.ZipFile):
 
 # ------------------------------------------------------------------------------------------- the wheel
 
+@pytest.mark.slow
 def test_wheel_holds_the_recipes_the_license_and_every_extra(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -97,6 +98,7 @@ def test_wheel_holds_the_recipes_the_license_and_every_extra(wheel):
         assert archive.read(HOOK_PTH).decode() == HOOK_LINE
 
 
+@pytest.mark.slow
 def test_editable_install_gets_the_startup_file_too(tmp_path):
     """setuptools' editable wheel (what ``pip install -e .`` and ``make setup`` install) carries the .pth."""
     source = tmp_path / 'source'
@@ -114,6 +116,7 @@ def test_editable_install_gets_the_startup_file_too(tmp_path):
         assert not any(n.startswith('lesrcnn_plugin/') for n in archive.namelist()), 'editable: the clone is the package'
 
 
+@pytest.mark.slow
 def test_mim_search_finds_the_models_of_an_installed_wheel(wheel, tmp_path):
     """``mim search lesrcnn-plugin`` reads lesrcnn_plugin/.mim/model-index.yml of the installed wheel."""
     pytest.importorskip('mim')
@@ -147,6 +150,7 @@ def test_model_index_imports_the_metafile_whose_paths_exist():
         assert f"| {metrics['PSNR']:.4f} | {metrics['SSIM']:.4f} |" in row
 
 
+@pytest.mark.slow
 def test_installed_wheel_reads_recipes_from_its_own_copies(wheel, tmp_path):
     """The wheel's files on PYTHONPATH, run from another folder: names resolve into lesrcnn_plugin/.mim."""
     site = tmp_path / 'site'
@@ -270,6 +274,7 @@ def test_count_flops_takes_recipe_names(capsys):
     assert 'x3' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_basicsr_commands_take_recipe_names(tmp_path):
     """The name reaches BasicSR's own command line as the file (shown by an option it rejects)."""
     if importlib.util.find_spec('basicsr') is None:
@@ -284,6 +289,7 @@ def test_basicsr_commands_take_recipe_names(tmp_path):
     assert result.returncode == 1 and 'did you mean lesrcnn:test_lesrcnn_x3' in result.stderr
 
 
+@pytest.mark.slow
 def test_mmagic_test_tool_takes_a_recipe_name(tmp_path):
     """``lesrcnn-mmagic-test lesrcnn:lesrcnn_x2_div2k CKPT`` on generated benchmark folders."""
     pytest.importorskip('mmagic')

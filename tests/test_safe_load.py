@@ -105,6 +105,7 @@ def crafted_checkpoint(trained, tmp_path, gadget) -> tuple:
     return path, marker
 
 
+@pytest.mark.slow
 def test_training_checkpoint_reads_as_data(trained):
     from mmengine.logging import HistoryBuffer
 
@@ -147,6 +148,7 @@ def test_basicsr_training_state_reads_as_data(tmp_path):
     (exec_gadget, 'refuses to load global builtins.exec'),
     (planted_history_buffer, 'refuses to load global builtins.getattr'),
 ])
+@pytest.mark.slow
 def test_crafted_checkpoint_is_refused_before_its_code_runs(trained, tmp_path, gadget, refusal):
     path, marker = crafted_checkpoint(trained, tmp_path, gadget)
     for reader in (load_untrusted, read_checkpoint):
@@ -157,6 +159,7 @@ def test_crafted_checkpoint_is_refused_before_its_code_runs(trained, tmp_path, g
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_old_allow_list_ran_the_getattr_gadget(trained, tmp_path):
     """The exploit is real: with the former allow-list, resuming's message hub ran the file's code."""
     from mmengine.logging import MessageHub
@@ -168,6 +171,7 @@ def test_old_allow_list_ran_the_getattr_gadget(trained, tmp_path):
     assert marker.read_text() == 'code from the checkpoint ran'
 
 
+@pytest.mark.slow
 def test_resume_from_crafted_checkpoint_exits_in_one_line(trained, tmp_path):
     path, marker = crafted_checkpoint(trained, tmp_path, planted_history_buffer)
     result = subprocess.run(train_command(tmp_path / 'work', 4, '--resume', str(path)), cwd=trained,
@@ -179,6 +183,7 @@ def test_resume_from_crafted_checkpoint_exits_in_one_line(trained, tmp_path):
     assert not list((tmp_path / 'work').glob('iter_*.pth'))
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_next_iteration_with_optimizer_state(trained, tmp_path):
     work = tmp_path / 'work'
     result = run(train_command(work, 3, '--resume', str(trained / 'work' / 'iter_2.pth')), trained)

@@ -63,6 +63,7 @@ def check_report(report: dict, framework: str, batch: int, lq_patch: int) -> Non
     assert [p['storage'] for p in report['projections']] == ['png', 'raw']
 
 
+@pytest.mark.slow
 def test_basicsr_report(div2k_cwd, capsys):
     options = small_options(div2k_cwd)
     assert main(['-opt', str(options), '--iters', '3', '--output', 'report.json', *QUICK]) == 0
@@ -92,6 +93,7 @@ def test_missing_databases_are_one_line_errors(tmp_path, monkeypatch, capsys):
     assert 'missing.py: not found' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mmagic_report(tmp_path):
     pytest.importorskip('mmagic')
     from test_mmagic_configs import make_datasets
@@ -116,6 +118,7 @@ def test_every_step_setting_has_finite_decreasing_losses_on_cpu():
     assert all(row.loss_ok for row in rows), [(row.setting, row.losses) for row in rows]
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu_in_quick_mode(tmp_path):
     result = subprocess.run(['bash', str(REPO / 'tools' / 'gpu_training_check.sh'), '--device', 'cpu', '--quick'],
                             capture_output=True, text=True, timeout=900, env={**os.environ, 'OUT': str(tmp_path)})
