@@ -1,7 +1,7 @@
 """The package's user errors: problems with a file, an option or a value that the user can fix.
 
 Every ``lesrcnn-*`` command reports a ``LESRCNNError`` (and an ``OSError``) in one line naming the
-file and what is wrong, and exits with status 1 (``lesrcnn_plugin.cli._common.run``). Each subclass
+file and what is wrong, and exits with status 1 (``lesrcnn_plugin.commands.run``). Each subclass
 is also a ``ValueError``, the type Python code expects for a bad value.
 """
 from __future__ import annotations
@@ -27,4 +27,13 @@ class ConfigError(LESRCNNError):
     """An options file, a config or a command-line value that does not describe a valid run."""
 
 
-__all__ = ['CheckpointError', 'ConfigError', 'DataError', 'ImageError', 'LESRCNNError']
+class MissingExtraError(LESRCNNError):
+    """An optional dependency of the package (an extra of setup.py) is not installed."""
+
+
+class OutputError(LESRCNNError):
+    """An output a command will not write: it exists and ``--overwrite`` was not given, or it is an input."""
+
+
+__all__ = ['CheckpointError', 'ConfigError', 'DataError', 'ImageError', 'LESRCNNError', 'MissingExtraError',
+           'OutputError']

@@ -15,9 +15,12 @@ the framework's default (or the framework's own error). A whole number written a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
+import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import ConfigError
 
@@ -184,4 +187,58 @@ def check_option_values(options: Mapping, table: Mapping[str, Rule], source: str
             raise ConfigError(f'{source}: datasets.{phase}.gt_size must be a multiple of the scale {scale}, got '
                               f'{dataset["gt_size"]!r}')
 
-__all__ = ['BASICSR_OPTIONS', 'MMAGIC_OPTIONS', 'Rule', 'check_option_values', 'yaml_problem']
+
+def valid_names(word: str, names: Iterable[str], limit: int = 20) -> str:
+    """``names`` for a message: those close to ``word`` first (``difflib``, best first), then the rest
+    sorted, at most ``limit`` of them (MMagic registers hundreds) and how many more there are."""
+    names = sorted(set(names))
+    close = difflib.get_close_matches(word, names, n=len(names), cutoff=0.6)
+    ordered = close + [name for name in names if name not in close]
+    more = f' and {len(ordered) - limit} more' if len(ordered) > limit else ''
+    return ', '.join(ordered[:limit]) + more
+
+
+def check_constructor_options(options: object, key: str, source: str | os.PathLike,
+                              lookup: Callable[[str], Callable | None], names: Iterable[str],
+                              kind: str = 'network') -> None:
+    """Check a ``dict(type=NAME, **arguments)`` entry of an options file or config before anything is built.
+
+    ``NAME`` must be registered and every argument a parameter of its constructor (unless it takes
+    ``**kwargs``); parameters without a default must be given. Entries starting with ``_`` (mmengine's
+    ``_scope_``) are the framework's, not the constructor's.
+
+    Args:
+        options: the entry, e.g. ``opt['network_g']``.
+        key: where it sits in the file, for the message (``network_g``, ``model.generator``).
+        source: the file.
+        lookup: the registered class of a name, or ``None``.
+        names: every registered name, listed (closest first) when ``NAME`` is not one of them.
+        kind: what the registry holds, for the message.
+
+    Raises:
+        ConfigError: one line naming the file, the key and the valid names.
+    """
+    if not isinstance(options, Mapping) or not isinstance(options.get('type'), str):
+        raise ConfigError(f'{source}: {key} must be a mapping with a "type" naming the {kind}')
+    name = options['type']
+    target = lookup(name)
+    if target is None:
+        raise ConfigError(f'{source}: {key}.type {name!r} is not a registered {kind}; valid names: '
+                          + valid_names(name, names))
+    parameters = inspect.signature(target).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    accepted = [parameter_name for parameter_name, parameter in parameters.items()
+                if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for argument in options:
+        if argument != 'type' and not argument.startswith('_') and argument not in accepted:
+            raise ConfigError(f'{source}: {key}.{argument} is not an argument of {name}; valid names: '
+                              + valid_names(argument, accepted))
+    missing = [parameter_name for parameter_name in accepted if parameter_name not in options
+               and parameters[parameter_name].default is inspect.Parameter.empty]
+    if missing:
+        raise ConfigError(f'{source}: {key} lacks {", ".join(missing)}, which {name} needs')
+
+
+__all__ = ['BASICSR_OPTIONS', 'MMAGIC_OPTIONS', 'Rule', 'check_constructor_options', 'check_option_values', 'valid_names',
+           'yaml_problem']

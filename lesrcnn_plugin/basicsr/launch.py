@@ -37,14 +37,14 @@ from basicsr.utils import options as basicsr_options
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
-from ..cli._common import check_constructor_options, valid_names
-from ..cli._common import run as run_command
+from ..commands import run as run_command
 from ..data.lmdb_io import check_lmdb_keys, read_meta_info
 from ..data.raw_store import MAGIC as RAW_MAGIC
 from ..data.raw_store import decode_raw
 from ..errors import ConfigError, DataError, ImageError, LESRCNNError
 from ..image_io import decode_image
-from ..options_check import BASICSR_OPTIONS, check_option_values, yaml_problem
+from ..options_check import (BASICSR_OPTIONS, check_constructor_options, check_option_values, valid_names,
+                             yaml_problem)
 from ..recipes import resolve_recipe
 
 EPILOG = """\
@@ -343,7 +343,7 @@ def run(pipeline: Callable[[str], None], prog: str, description: str, is_train: 
         argv: Sequence[str] | None = None) -> int:
     """Check the command line, then run ``pipeline(root_path=cwd)`` on it; returns an exit code.
 
-    Errors are reported as every ``lesrcnn-*`` command reports them (``cli._common.run``), prefixed
+    Errors are reported as every ``lesrcnn-*`` command reports them (``commands.run``), prefixed
     with the program's name, since BasicSR's own log lines surround them.
     """
     argv = list(sys.argv[1:] if argv is None else argv)

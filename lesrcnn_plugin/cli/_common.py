@@ -1,117 +1,31 @@
-"""What every ``lesrcnn-*`` command shares: how it fails, and the arguments it takes.
+"""The arguments every ``lesrcnn-*`` command shares, and the guard on what it writes.
 
-* ``run(body)`` runs a command's work. A ``LESRCNNError`` (a bad file, option or value) or an
-  ``OSError`` (a missing file, a full disk, a read-only folder) ends it with one line on standard
-  error, naming the path and what is wrong, and exit status 1. Usage errors stay argparse's (exit 2).
-* ``OutputGuard`` (with ``add_overwrite_argument``) keeps a command from writing over one of its
-  inputs, ever, or over an existing file without ``--overwrite``. ``check_constructor_options``
-  checks a ``type=`` entry of an options file or config against its registry and constructor.
 * The argument builders give every command the same flags, with choices taken from the package's
   own tables (``SUPPORTED_SCALES``, ``VARIANTS``, ``ARCHS``, the size presets).
-* ``require(extra)`` (and the ``requires_extras`` decorator for a ``main`` not run by ``run``) stops a
-  command whose optional dependencies are missing, before it does any work, with one line naming
-  the extra to install.
+* ``OutputGuard`` (with ``add_overwrite_argument``) keeps a command from writing over one of its
+  inputs, ever, or over an existing file without ``--overwrite``.
+
+How a command fails (``run``, one line and exit status 1) and stops when an extra is missing
+(``require``, ``requires_extras``) is ``lesrcnn_plugin.commands``, which the framework integrations use
+too; the registry checks of an options file (``check_constructor_options``, ``valid_names``) are
+``lesrcnn_plugin.options_check``. Both are re-exported here for the commands.
 """
 from __future__ import annotations
 
 import argparse
-import difflib
-import functools
-import importlib.util
-import inspect
 import math
 import os
-import sys
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 # The tables of archs and complexity are imported where an argument is built: both import torch, which
 # a command that never builds a network (lesrcnn-recipes list) must not wait for.
-from ..errors import ConfigError, LESRCNNError
+from ..commands import EXTRA_MODULES, describe, one_line, require, requires_extras, run
+from ..errors import MissingExtraError, OutputError
+from ..options_check import check_constructor_options, valid_names
 
 if TYPE_CHECKING:
     from ..complexity import InputSize
-
-#: The modules each extra of setup.py provides, by import name: what ``require`` checks.
-EXTRA_MODULES = {
-    'basicsr': ('basicsr',),
-    'mmagic': ('mmagic', 'mmengine', 'mmcv'),
-    'onnx': ('onnx', 'onnxruntime'),
-    'plots': ('matplotlib',),
-    'demo': ('skimage',),
-    'spandrel': ('spandrel',),
-}
-
-
-class MissingExtraError(LESRCNNError):
-    """An optional dependency of the package (an extra of setup.py) is not installed."""
-
-
-def require(extra: str, *modules: str, needed_by: str | None = None) -> None:
-    """Raise ``MissingExtraError`` unless ``modules`` (default: the extra's, ``EXTRA_MODULES``) import.
-
-    ``needed_by`` names what needs them (a command, an option) in the message, e.g.
-    ``lesrcnn-export-onnx needs the "onnx" extra (onnxruntime is not installed): pip install
-    "lesrcnn-plugin[onnx]"``. ``importlib.util.find_spec`` looks the modules up without importing
-    them, so the check is fast and has no side effects.
-    """
-    missing = [name for name in modules or EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
-    if missing:
-        verb = 'is' if len(missing) == 1 else 'are'
-        raise MissingExtraError(f'{needed_by or "this"} needs the "{extra}" extra ({", ".join(missing)} {verb} '
-                                f'not installed): pip install "lesrcnn-plugin[{extra}]"')
-
-
-def requires_extras(*extras: str, command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorate a command's ``main``: check ``extras`` before anything else runs, even ``--help``.
-
-    For a ``main`` whose module or work imports the extra's packages outside ``run``; a missing one
-    is reported as ``run`` reports errors (one line, exit status 1).
-    """
-    def decorate(main: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(main)
-        def checked(*args, **kwargs) -> int:
-            def check() -> None:
-                for extra in extras:
-                    require(extra, needed_by=command)
-
-            return run(check) or main(*args, **kwargs)
-
-        return checked
-
-    return decorate
-
-
-def one_line(text: str) -> str:
-    """``text`` with its control and line-break characters written as Python escapes (``\\n``, ``\\x1b``).
-
-    A file name may hold a newline or a terminal escape sequence: printed as it is, it would split
-    an error over several lines, or forge an ``error:`` line of its own.
-    """
-    return ''.join(repr(char)[1:-1] if unicodedata.category(char) in ('Cc', 'Zl', 'Zp') else char for char in text)
-
-
-def describe(error: BaseException) -> str:
-    """One line for a user error: an ``OSError`` names its path (both, for a rename) and the reason."""
-    if isinstance(error, OSError) and error.filename is not None:
-        target = f'{error.filename} -> {error.filename2}' if error.filename2 else str(error.filename)
-        return f'{target}: {error.strerror or error}'
-    return str(error)
-
-
-def run(body: Callable[[], int | None], prog: str | None = None) -> int:
-    """Run a command's work and return its exit status: 0, the status ``body`` returns, or 1 for a
-    user error, reported in one line (``error: ...``, or ``<prog>: error: ...`` when ``prog`` is given)."""
-    prefix = f'{prog}: error: ' if prog else 'error: '
-    try:
-        return body() or 0
-    except (LESRCNNError, OSError) as exc:
-        print(prefix + one_line(describe(exc)), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(prefix + 'interrupted', file=sys.stderr)
-        return 130
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -202,10 +116,6 @@ def float_at_least(minimum: float) -> Callable[[str], float]:
     return parse
 
 
-class OutputError(LESRCNNError):
-    """An output a command will not write: it exists and ``--overwrite`` was not given, or it is an input."""
-
-
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = 'an existing output file') -> None:
     """``--overwrite``, read by ``OutputGuard``: replace existing outputs (never an input)."""
     parser.add_argument('--overwrite', action='store_true',
@@ -250,58 +160,6 @@ class OutputGuard:
             raise OutputError(f'{path}: is the input {source}; an input is never overwritten, choose another output')
         if not self.overwrite:
             raise OutputError(f'{path}: exists, not replaced (pass --overwrite to replace it)')
-
-
-def valid_names(word: str, names: Iterable[str], limit: int = 20) -> str:
-    """``names`` for a message: those close to ``word`` first (``difflib``, best first), then the rest
-    sorted, at most ``limit`` of them (MMagic registers hundreds) and how many more there are."""
-    names = sorted(set(names))
-    close = difflib.get_close_matches(word, names, n=len(names), cutoff=0.6)
-    ordered = close + [name for name in names if name not in close]
-    more = f' and {len(ordered) - limit} more' if len(ordered) > limit else ''
-    return ', '.join(ordered[:limit]) + more
-
-
-def check_constructor_options(options: object, key: str, source: str | os.PathLike,
-                              lookup: Callable[[str], Callable | None], names: Iterable[str],
-                              kind: str = 'network') -> None:
-    """Check a ``dict(type=NAME, **arguments)`` entry of an options file or config before anything is built.
-
-    ``NAME`` must be registered and every argument a parameter of its constructor (unless it takes
-    ``**kwargs``); parameters without a default must be given. Entries starting with ``_`` (mmengine's
-    ``_scope_``) are the framework's, not the constructor's.
-
-    Args:
-        options: the entry, e.g. ``opt['network_g']``.
-        key: where it sits in the file, for the message (``network_g``, ``model.generator``).
-        source: the file.
-        lookup: the registered class of a name, or ``None``.
-        names: every registered name, listed (closest first) when ``NAME`` is not one of them.
-        kind: what the registry holds, for the message.
-
-    Raises:
-        ConfigError: one line naming the file, the key and the valid names.
-    """
-    if not isinstance(options, Mapping) or not isinstance(options.get('type'), str):
-        raise ConfigError(f'{source}: {key} must be a mapping with a "type" naming the {kind}')
-    name = options['type']
-    target = lookup(name)
-    if target is None:
-        raise ConfigError(f'{source}: {key}.type {name!r} is not a registered {kind}; valid names: '
-                          + valid_names(name, names))
-    parameters = inspect.signature(target).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return
-    accepted = [parameter_name for parameter_name, parameter in parameters.items()
-                if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    for argument in options:
-        if argument != 'type' and not argument.startswith('_') and argument not in accepted:
-            raise ConfigError(f'{source}: {key}.{argument} is not an argument of {name}; valid names: '
-                              + valid_names(argument, accepted))
-    missing = [parameter_name for parameter_name in accepted if parameter_name not in options
-               and parameters[parameter_name].default is inspect.Parameter.empty]
-    if missing:
-        raise ConfigError(f'{source}: {key} lacks {", ".join(missing)}, which {name} needs')
 
 
 __all__ = ['EXTRA_MODULES', 'MissingExtraError', 'OutputError', 'OutputGuard', 'add_overwrite_argument',

@@ -17,10 +17,9 @@ from pathlib import Path
 import torch
 from mmengine.config import Config, DictAction
 
-from ..cli._common import check_constructor_options
 from ..data.lmdb_io import check_lmdb_keys
 from ..errors import ConfigError, DataError
-from ..options_check import MMAGIC_OPTIONS, check_option_values
+from ..options_check import MMAGIC_OPTIONS, check_constructor_options, check_option_values
 from ..recipes import resolve_recipe
 
 

@@ -20,7 +20,7 @@ import json
 import sys
 
 from ..checkpoint import load_weights, resolve_source
-from ..cli._common import run
+from ..commands import run
 from ..fileio import atomic_path
 from ._cli import add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
 

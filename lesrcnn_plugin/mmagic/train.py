@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmengine.hooks import CheckpointHook, Hook
 
-from ..cli._common import require, run
+from ..commands import require, run
 from ..errors import ConfigError
 from ._cli import add_common_arguments, end_distributed_run, init_cpu_process_group, load_config
 
