@@ -38,7 +38,7 @@ from comparison_deploy import LumaInput, deploy
 from comparison_networks import ENTRIES, Entry, params_match
 from comparison_page import render_page, write_plots
 from lesrcnn_plugin.benchmark import environment, ntire_runtime, resolve_device, time_networks
-from lesrcnn_plugin.benchmark.load import cpu_count, load_average, wait_until_idle
+from lesrcnn_plugin.benchmark.load import MachineBusyError, cpu_count, load_average, wait_until_idle
 from lesrcnn_plugin.complexity import count_complexity, input_size
 from lesrcnn_plugin.complexity_crosscheck import cross_check
 from lesrcnn_plugin.fileio import write_text_atomic
@@ -193,7 +193,10 @@ def main(argv=None) -> int:
     else:
         counted = {key: previous[key] for key in ('networks', 'skipped', 'lesrcnn_x2_paper_macs')}
     if args.require_idle and device.type == 'cpu':
-        wait_until_idle(600)
+        try:
+            wait_until_idle(600)
+        except MachineBusyError as exc:
+            raise SystemExit(f'error: {exc}') from None
     runtime = measure_runtime([(entry.label, network.scale, deployed) for entry, network, deployed in built],
                               device, warmup, repeats)
     runtime['not_timed'] = missing
