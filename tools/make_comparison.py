@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from comparison_deploy import LumaInput, deploy
-from comparison_networks import ENTRIES, Entry, params_match
+from comparison_networks import ENTRIES, LESRCNN_SET5, Entry, params_match
 from comparison_page import render_page, write_plots
 from lesrcnn_plugin.benchmark import environment, ntire_runtime, resolve_device, time_networks
 from lesrcnn_plugin.benchmark.load import MachineBusyError, cpu_count, load_average, wait_until_idle
@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build(entry: Entry) -> tuple[ResolvedNetwork, nn.Module]:
     """(the network as trained, the network as deployed: folded where the paper counts it folded)."""
     torch.manual_seed(0)  # the same weights on every run; no count or timing depends on them
+    if entry.spec.partition(':')[0] in ('basicsr', 'mmagic'):  # the integration offers its framework's registry
+        importlib.import_module(f'lesrcnn_plugin.{entry.spec.partition(":")[0]}')
     network = resolve_network(entry.spec, entry.kwargs, scale=entry.scale)
     if entry.luma:
         network.module.network = LumaInput(network.module.network)
@@ -188,10 +190,11 @@ def main(argv=None) -> int:
             print(f'counting {entry.label}', file=sys.stderr)
             rows.append(count(entry, network, deployed))
         family_x2 = next(deployed for entry, _, deployed in built if entry.label == 'LESRCNN x2')
-        counted = {'networks': rows, 'skipped': missing, 'lesrcnn_x2_paper_macs': {
-            preset: count_complexity(family_x2, input_size(2, preset=preset)).total.macs for preset in PAPER_SIZES}}
+        counted = {'networks': rows, 'skipped': missing, 'lesrcnn_set5': [vars(item) for item in LESRCNN_SET5],
+                   'lesrcnn_x2_paper_macs': {preset: count_complexity(family_x2, input_size(2, preset=preset)).total.macs
+                                             for preset in PAPER_SIZES}}
     else:
-        counted = {key: previous[key] for key in ('networks', 'skipped', 'lesrcnn_x2_paper_macs')}
+        counted = {key: previous[key] for key in ('networks', 'skipped', 'lesrcnn_set5', 'lesrcnn_x2_paper_macs')}
     if args.require_idle and device.type == 'cpu':
         try:
             wait_until_idle(600)
