@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .archs import spec_of
 from .errors import ConfigError
-from .networks import ForeignNetwork
+from .contract import ForeignNetwork
 
 #: The blocks of a LESRCNN-family network, as (report name, attributes of ``LESRCNNBody``).
 BLOCKS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -27,6 +27,10 @@ class ConfigError(LESRCNNError):
     """An options file, a config or a command-line value that does not describe a valid run."""
 
 
+class RegistrationError(LESRCNNError):
+    """A framework's registry already holds a different object under a name this package needs."""
+
+
 class MissingExtraError(LESRCNNError):
     """An optional dependency of the package (an extra of setup.py) is not installed."""
 
@@ -36,4 +40,4 @@ class OutputError(LESRCNNError):
 
 
 __all__ = ['CheckpointError', 'ConfigError', 'DataError', 'ImageError', 'LESRCNNError', 'MissingExtraError',
-           'OutputError']
+           'OutputError', 'RegistrationError']

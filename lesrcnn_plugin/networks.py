@@ -23,60 +23,59 @@ types (``--arch``). Weights are read as inert data (``safe_load``) and only the 
 that way reaches spandrel (``load_from_state_dict``), never the file, which spandrel would open
 with ``torch.jit.load`` or an unpickler.
 
-**The calling contract.** Every network of the family has ``scales``, ``default_scale`` and is called
-``net(x)`` or ``net(x, scale=k)``. A network from anywhere else is wrapped once, here, in
-``ForeignNetwork``, which gives it the same three things, so that counting and timing code calls every
-network the same way and never inspects a model to learn how to call it. Its upscaling factor is read
-from one forward pass of a 32x32 input on the ``meta`` device (no computation), or taken from ``scale``
-when given (and checked against that pass).
+Every network comes back with the family's calling contract (``contract.follow_contract``).
 
-BasicSR, MMagic and spandrel are imported only inside the function for that source, so the core of the
-package stays framework-free.
+**Frameworks are plug-ins.** This module imports no framework: it sits below the integrations
+(docs/architecture.md). An integration offers its registry when it is imported: ``import
+lesrcnn_plugin.basicsr`` makes ``basicsr:NAME`` resolvable, ``lesrcnn_plugin.mmagic`` ``mmagic:NAME``,
+``lesrcnn_plugin.spandrel`` other architectures' weights (``INTEGRATIONS``). The commands
+(``lesrcnn_plugin.cli._networks``) register loaders that import an integration only when a name or
+weights outside the family need it.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import difflib
 import importlib
 import importlib.util
 import os
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
-import torch
 from torch import nn
 
 from .archs import ARCHS, build_arch, spec_for, spec_of
+from .contract import follow_contract
 from .errors import ConfigError
 
-#: Prefixes naming a framework registry in a spec (``basicsr:EDSR``).
+#: Prefixes naming a framework registry in a spec (``basicsr:EDSR``), and how messages name the registry.
 FRAMEWORKS = ('basicsr', 'mmagic')
+_REGISTRY_LABELS = {'basicsr': "BasicSR's ARCH_REGISTRY", 'mmagic': "MMagic's MODELS"}
 
-#: Side of the square input of the forward pass that reads a foreign network's scale.
-_PROBE_SIZE = 32
+#: The plug-in point of the integrations: ``'basicsr'``, ``'mmagic'`` or ``'spandrel'`` -> a function
+#: returning that integration (importing it if need be), or raising ``ImportError`` when its framework is
+#: not installed. ``basicsr`` and ``mmagic`` offer ``registry_names()`` and ``build_network(name, kwargs)``;
+#: ``spandrel`` offers ``descriptor_from_checkpoint(state_dict, path)``. Filled by ``register_integration``.
+INTEGRATIONS: dict[str, Callable[[], typing.Any]] = {}
 
 
-class ForeignNetwork(nn.Module):
-    """A network from outside the family, given the family's calling contract.
+def register_integration(name: str, load: Callable[[], typing.Any], replace: bool = True) -> None:
+    """Offer an integration to the resolution (see ``INTEGRATIONS``); ``replace=False`` keeps one already
+    offered (the commands' loaders never replace an integration that registered itself)."""
+    if replace or name not in INTEGRATIONS:
+        INTEGRATIONS[name] = load
 
-    Attributes:
-        network: The wrapped network, called as ``network(x)``.
-        scales: ``(scale,)``: the one upscaling factor it has.
-        default_scale: ``scale``.
-    """
 
-    def __init__(self, network: nn.Module, scale: int):
-        super().__init__()
-        self.network = network
-        self.scales = (scale,)
-        self.default_scale = scale
-
-    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
-        if scale is not None and scale != self.default_scale:
-            raise ConfigError(f'{type(self.network).__name__} upscales x{self.default_scale} only, not x{scale}')
-        return self.network(x)
+def _integration(name: str):
+    """The integration ``name``, or ``None`` when none is offered or its framework is not installed."""
+    load = INTEGRATIONS.get(name)
+    if load is None:
+        return None
+    try:
+        return load()
+    except ImportError:
+        return None
 
 
 @dataclasses.dataclass
@@ -179,49 +178,29 @@ def network_from_mmagic_config(path: str) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Registries, imported only when a name is looked up there
-
-
-def _basicsr_registry():
-    """BasicSR's ``ARCH_REGISTRY`` with every architecture registered, or ``None`` without BasicSR."""
-    try:
-        import lesrcnn_plugin.basicsr  # noqa: F401  (installs the torchvision alias, imports basicsr.archs)
-        from basicsr.utils.registry import ARCH_REGISTRY
-    except ImportError:
-        return None
-    return ARCH_REGISTRY
-
-
-def _mmagic_registry():
-    """MMagic's ``MODELS`` with every module registered, or ``None`` without MMagic."""
-    try:
-        import lesrcnn_plugin.mmagic  # noqa: F401
-        from mmagic.registry import MODELS
-        from mmagic.utils import register_all_modules
-    except ImportError:
-        return None
-    register_all_modules()
-    return MODELS
+# Registries, offered by the integrations
 
 
 def _registry_names(framework: str) -> list[str] | None:
-    registry = _basicsr_registry() if framework == 'basicsr' else _mmagic_registry()
-    if registry is None:
-        return None
-    return sorted(registry._obj_map if framework == 'basicsr' else registry.module_dict)
+    """Every name in ``framework``'s registry, or ``None`` when its integration is not available."""
+    integration = _integration(framework)
+    return None if integration is None else integration.registry_names()
+
+
+def _unavailable(framework: str) -> str:
+    return (f'the {framework} integration is not loaded: pip install "lesrcnn-plugin[{framework}]" and import '
+            f'lesrcnn_plugin.{framework}')
 
 
 def _build_from_registry(framework: str, name: str, kwargs: dict) -> nn.Module | None:
     """The network ``name`` built from ``framework``'s registry, or ``None`` when it has no such name."""
     names = _registry_names(framework)
     if names is None:
-        raise ConfigError(f'{framework}:{name} needs {framework} installed (pip install lesrcnn-plugin[{framework}])')
+        raise ConfigError(f'{framework}:{name} needs {_unavailable(framework)}')
     if name not in names:
         return None
     with _construction_errors(f'{framework}:{name}'):
-        if framework == 'basicsr':
-            return _basicsr_registry().get(name)(**kwargs)
-        return _mmagic_registry().build(dict(type=name, **kwargs))
+        return _integration(framework).build_network(name, kwargs)
 
 
 def _build_from_callable(target: str, kwargs: dict) -> nn.Module:
@@ -264,59 +243,6 @@ def _construction_errors(name: str) -> Iterator[None]:
         raise
     except (TypeError, ValueError, KeyError, AssertionError) as exc:
         raise ConfigError(f'{name}: {exc}') from None
-
-
-# --------------------------------------------------------------------------------------------------
-# The calling contract
-
-
-def probe_scale(network: nn.Module) -> int | None:
-    """The upscaling factor of ``network(x)``, read from one forward pass of a 1x3x32x32 input.
-
-    The pass runs on a copy on the ``meta`` device (shapes only); a network that cannot run there
-    runs once on the CPU instead. ``None`` when neither pass works or the output is not an integer
-    multiple of the input in both directions.
-    """
-    for device in ('meta', 'cpu'):
-        runner = copy.deepcopy(network).to(device).eval()
-        try:
-            with torch.no_grad():
-                output = runner(torch.zeros(1, 3, _PROBE_SIZE, _PROBE_SIZE, device=device))
-        except Exception:  # noqa: BLE001  (any failure of a foreign forward pass means: try the next device)
-            continue
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            return None
-        height, width = output.shape[-2:]
-        if height % _PROBE_SIZE == 0 and height == width:
-            return height // _PROBE_SIZE
-        return None
-    return None
-
-
-def follow_contract(network: nn.Module, name: str, scale: int | None = None) -> tuple[nn.Module, int]:
-    """(network with the calling contract, in eval mode; its ``default_scale``). Family networks pass
-    through; any other is wrapped in ``ForeignNetwork``.
-
-    Args:
-        network: Any network (put in eval mode).
-        name: For error messages.
-        scale: Checked against the network's scale; for a foreign network whose forward pass cannot
-            be probed, taken as its scale.
-    """
-    network = network.eval()
-    if spec_of(network) is not None:
-        if scale not in (None, network.default_scale):
-            raise ConfigError(f'{name} runs x{network.default_scale} by default, not x{scale}')
-        return network, network.default_scale
-    probed = probe_scale(network)
-    if probed is None and scale is None:
-        raise ConfigError(f'{name}: could not read the upscaling factor from a forward pass of a 1x3x'
-                          f'{_PROBE_SIZE}x{_PROBE_SIZE} input; give it (--scale)')
-    if probed is not None and scale is not None and probed != scale:
-        raise ConfigError(f'{name} upscales x{probed}, not x{scale} (--scale); build it for x{scale} '
-                          'through its own arguments (--arch-args)')
-    scale = probed if probed is not None else scale
-    return ForeignNetwork(network, scale), scale
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,13 +307,12 @@ def _unknown_name_message(name: str, frameworks: Sequence[str]) -> str:
     """Where the name was looked for, and the closest names found there."""
     looked = [f'the LESRCNN family ({", ".join(ARCHS)})']
     candidates = {family_name: family_name for family_name in ARCHS}
-    labels = {'basicsr': "BasicSR's ARCH_REGISTRY", 'mmagic': "MMagic's MODELS"}
     for framework in frameworks:
         names = _registry_names(framework)
         if names is None:
-            looked.append(f'{labels[framework]} (not installed)')
+            looked.append(f'{_REGISTRY_LABELS[framework]} (not available: {_unavailable(framework)})')
             continue
-        looked.append(f'{labels[framework]} ({len(names)} names)')
+        looked.append(f'{_REGISTRY_LABELS[framework]} ({len(names)} names)')
         candidates.update({registered.lower(): f'{framework}:{registered}' for registered in names})
     looked.append('a module:callable (no ":" in the name)')
     close = difflib.get_close_matches(name.lower(), list(candidates), n=5, cutoff=0.5)
@@ -412,12 +337,11 @@ def network_from_weights(source: str | os.PathLike, scale: int | None = None) ->
         model = model_from_checkpoint(checkpoint, path, scale=scale)
         module, scale = follow_contract(model, type(model).__name__, scale)
         return ResolvedNetwork(type(model).__name__, {'weights': str(source)}, module, scale)
-    try:
-        from .spandrel import descriptor_from_checkpoint
-    except ImportError:
-        raise ConfigError(f'{path}: not a LESRCNN-family checkpoint; other architectures are read by spandrel: '
-                          'pip install lesrcnn-plugin[spandrel]') from None
-    descriptor = descriptor_from_checkpoint(checkpoint, path)
+    spandrel = _integration('spandrel')
+    if spandrel is None:
+        raise ConfigError(f'{path}: not a LESRCNN-family checkpoint; other architectures are read by spandrel, '
+                          f'and {_unavailable("spandrel")}')
+    descriptor = spandrel.descriptor_from_checkpoint(checkpoint, path)
     if descriptor.input_channels != 3:
         raise ConfigError(f'{path}: a {descriptor.input_channels}-channel network; only RGB networks '
                           'are counted and timed')
@@ -428,6 +352,5 @@ def network_from_weights(source: str | os.PathLike, scale: int | None = None) ->
     return ResolvedNetwork(name, {'weights': str(source)}, module, scale)
 
 
-__all__ = ['FRAMEWORKS', 'ForeignNetwork', 'ResolvedNetwork', 'follow_contract', 'network_from_basicsr_options',
-           'network_from_mmagic_config', 'network_from_weights', 'network_spec', 'probe_scale', 'resolve_network',
-           'split_spec']
+__all__ = ['FRAMEWORKS', 'INTEGRATIONS', 'ResolvedNetwork', 'network_from_basicsr_options', 'network_from_mmagic_config',
+           'network_from_weights', 'network_spec', 'register_integration', 'resolve_network', 'split_spec']

@@ -20,8 +20,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from lesrcnn_plugin.benchmark import CPU_CLOCK, time_networks
 from lesrcnn_plugin.cli import count_flops, measure_runtime
 from lesrcnn_plugin.complexity import TOP_LEVEL, count_complexity, input_size
+from lesrcnn_plugin.contract import ForeignNetwork
 from lesrcnn_plugin.errors import ConfigError
-from lesrcnn_plugin.networks import ForeignNetwork, resolve_network
+from lesrcnn_plugin.networks import resolve_network
 
 #: A researcher's own networks, written into a module the tests import by module:callable.
 HELPER_MODULE = '''

@@ -11,11 +11,19 @@ After ``import lesrcnn_plugin.basicsr``:
   LESRCNN-S), and ``RawLMDBPairedImageDataset`` / ``RawLMDBMultiScalePairedImageDataset``, the same
   datasets reading raw-pixel LMDBs without decoding (``raw_lmdb_datasets``).
 
+It also offers ``ARCH_REGISTRY`` to the package's tools (``registry_names``, ``build_network``): after
+this import, ``networks.resolve_network('basicsr:EDSR')`` (and ``lesrcnn-count-flops --arch basicsr:EDSR``)
+builds BasicSR's networks.
+
 BasicSR's registries assert on a duplicate name, so registration skips a name that already holds
 the same class: importing this package again (or reloading it) is harmless. A *different* class
 already registered under one of these names raises ``RegistrationError`` naming both.
 """
 from __future__ import annotations
+
+import sys
+
+from torch import nn
 
 from lesrcnn_plugin.compat import install_torchvision_alias
 
@@ -24,14 +32,12 @@ install_torchvision_alias()  # basicsr 1.4.2 imports a module torchvision >= 0.1
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY, Registry  # noqa: E402
 
 from lesrcnn_plugin.archs import ARCHS  # noqa: E402
+from lesrcnn_plugin.errors import RegistrationError  # noqa: E402  (defined there with the other user errors)
+from lesrcnn_plugin.networks import register_integration  # noqa: E402
 
 from .lesrcnn_model import LESRCNNModel  # noqa: E402
 from .multiscale_paired_dataset import MultiScalePairedImageDataset  # noqa: E402
 from .raw_lmdb_datasets import RawLMDBMultiScalePairedImageDataset, RawLMDBPairedImageDataset  # noqa: E402
-
-
-class RegistrationError(RuntimeError):
-    """A BasicSR registry already holds a different object under a name this package needs."""
 
 
 def _same_definition(a: object, b: object) -> bool:
@@ -68,7 +74,20 @@ def register_all() -> None:
     register(DATASET_REGISTRY, RawLMDBMultiScalePairedImageDataset)
 
 
+def registry_names() -> list[str]:
+    """Every architecture name in BasicSR's ``ARCH_REGISTRY`` (BasicSR's own and the family's)."""
+    return sorted(ARCH_REGISTRY._obj_map)
+
+
+def build_network(name: str, kwargs: dict) -> nn.Module:
+    """The architecture ``name`` of ``ARCH_REGISTRY``, built with ``kwargs``."""
+    return ARCH_REGISTRY.get(name)(**kwargs)
+
+
 register_all()
+_THIS_MODULE = sys.modules[__name__]
+register_integration('basicsr', lambda: _THIS_MODULE)
 
 __all__ = ['LESRCNNModel', 'MultiScalePairedImageDataset', 'RawLMDBMultiScalePairedImageDataset',
-           'RawLMDBPairedImageDataset', 'RegistrationError', 'register', 'register_all']
+           'RawLMDBPairedImageDataset', 'RegistrationError', 'build_network', 'register', 'register_all',
+           'registry_names']

@@ -3,7 +3,9 @@
 ``add_network_arguments(parser)`` adds ``--arch SPEC | -opt YAML | --config PY | --weights FILE``,
 ``--arch-args JSON``, ``--scale`` and the family's ``--scales/--variant/--num-feat``;
 ``network_from_arguments(args)`` turns them into a ``networks.ResolvedNetwork`` (see
-``lesrcnn_plugin.networks`` for what each spec means).
+``lesrcnn_plugin.networks`` for what each spec means). The integrations that give BasicSR's and MMagic's
+registries and spandrel's reader are imported here, above them, and only when a name or weights outside
+the family need one (``networks.INTEGRATIONS``).
 """
 from __future__ import annotations
 
@@ -13,9 +15,34 @@ import json
 from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
 from ..errors import ConfigError
 from ..networks import FRAMEWORKS, ResolvedNetwork, network_from_basicsr_options, network_from_mmagic_config, \
-    network_from_weights, resolve_network
+    network_from_weights, register_integration, resolve_network
 from ..recipes import resolve_recipe
 from ._common import positive_int, require
+
+
+def _basicsr_integration():
+    from .. import basicsr
+
+    return basicsr
+
+
+def _mmagic_integration():
+    from .. import mmagic
+
+    return mmagic
+
+
+def _spandrel_integration():
+    from .. import spandrel
+
+    return spandrel
+
+
+# Imported on first use (an integration imports its framework, which takes seconds); one already imported
+# has registered itself and stays.
+for _name, _load in (('basicsr', _basicsr_integration), ('mmagic', _mmagic_integration),
+                     ('spandrel', _spandrel_integration)):
+    register_integration(_name, _load, replace=False)
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:

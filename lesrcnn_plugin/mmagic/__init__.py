@@ -15,7 +15,9 @@ registers every network of ``lesrcnn_plugin.archs.ARCHS`` under its class name, 
 * ``GroupByDatasetBatchSampler`` (``DATA_SAMPLERS``): batches drawn from one sub-dataset of a
   ``ConcatDataset`` at a time, so that a multi-scale batch never mixes scales.
 
-And it makes mmengine read local checkpoint files as inert data, and registered weights names as
+It offers ``MODELS`` to the package's tools (``registry_names``, ``build_network``): after this import,
+``networks.resolve_network('mmagic:SRCNNNet')`` builds MMagic's networks. And it makes mmengine read
+local checkpoint files as inert data, and registered weights names as
 ``lesrcnn://lesrcnn_x2`` (``checkpoints.install_checkpoint_loaders``).
 
 The networks take RGB in [0, 1], which is what ``DataPreprocessor(mean=[0, 0, 0], std=[255, 255, 255])``
@@ -23,9 +25,14 @@ feeds a generator.
 """
 from __future__ import annotations
 
+import sys
+
 from mmagic.registry import MODELS
+from mmagic.utils import register_all_modules
+from torch import nn
 
 from ..archs import ARCHS
+from ..networks import register_integration
 from ._registry import register_once
 from .checkpoints import install_checkpoint_loaders
 from .models import MultiScaleEditModel
@@ -44,8 +51,22 @@ def register_archs() -> None:
         register_once(MODELS, cls, name)
 
 
+def registry_names() -> list[str]:
+    """Every name in MMagic's ``MODELS``, with all of MMagic's modules registered."""
+    register_all_modules()
+    return sorted(MODELS.module_dict)
+
+
+def build_network(name: str, kwargs: dict) -> nn.Module:
+    """The module ``name`` of ``MODELS``, built with ``kwargs``."""
+    register_all_modules()
+    return MODELS.build(dict(type=name, **kwargs))
+
+
 register_archs()
 install_checkpoint_loaders()
+_THIS_MODULE = sys.modules[__name__]
+register_integration('mmagic', lambda: _THIS_MODULE)
 
 __all__ = ['ChannelsLastHook', 'CropGTToInput', 'GroupByDatasetBatchSampler', 'LoadImageFromRawLMDB',
-           'LoadImageFromSharedFile', 'MultiScaleEditModel', 'register_archs']
+           'LoadImageFromSharedFile', 'MultiScaleEditModel', 'build_network', 'register_archs', 'registry_names']

@@ -26,12 +26,14 @@ Only this subpackage imports spandrel (install it with the ``spandrel`` extra, f
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport, ModelDescriptor, ModelLoader, UnsupportedModelError
 
 from ..checkpoint import non_finite_keys
 from ..errors import CheckpointError
+from ..networks import register_integration
 from .arch import LESRCNNArch
 
 #: The registry entry. No ``before``: the detection keys overlap with no architecture spandrel
@@ -68,5 +70,7 @@ def descriptor_from_checkpoint(checkpoint: Mapping, path: str | os.PathLike) -> 
 
 
 install()
+_THIS_MODULE = sys.modules[__name__]
+register_integration('spandrel', lambda: _THIS_MODULE)  # the tools read other architectures' weights here
 
 __all__ = ['LESRCNNArch', 'LESRCNN_SUPPORT', 'descriptor_from_checkpoint', 'install']
