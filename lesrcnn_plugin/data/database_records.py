@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import DataError
-
-if TYPE_CHECKING:  # div2k imports this module: the types only, for the annotations
-    from .div2k import Settings, Split
+from .div2k_splits import Settings, Split
 
 #: The record each database keeps of how it was made (``database_settings``), inside its folder.
 DB_SETTINGS_FILE = 'lesrcnn_settings.json'

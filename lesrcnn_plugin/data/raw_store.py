@@ -29,7 +29,6 @@ import shutil
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import lmdb
 import numpy as np
@@ -38,10 +37,8 @@ from tqdm import tqdm
 from ..errors import DataError, ImageError
 from ..fileio import make_folder, make_sibling_dir, remove_stale_temporaries, replace_dir
 from ..image_io import decode_image
+from .div2k_splits import Split
 from .lmdb_io import _INITIAL_MAP_SIZE, META_INFO, _check_key, _commit_batch, read_meta_info
-
-if TYPE_CHECKING:
-    from .div2k import Split
 
 MAGIC = b'LRAW'
 HEADER = struct.Struct('<4s4sIII')
