@@ -24,8 +24,8 @@ from lesrcnn_plugin.recipes import RecipeError, find_recipe, list_recipes, recip
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 # What a source distribution is made from (setup.py finds the package; MANIFEST.in adds the recipes).
-SOURCE_ITEMS = ('setup.py', 'pyproject.toml', 'MANIFEST.in', 'LICENSE', 'README.md', 'model-index.yml', 'lesrcnn_plugin',
-                'options', 'configs')
+SOURCE_ITEMS = ('setup.py', 'pyproject.toml', 'MANIFEST.in', 'LICENSE', 'README.md', 'model-index.yml',
+                'lesrcnn_plugin', 'options', 'configs')
 BUILD_SECONDS = 60
 RECIPE_FILES = sorted([*(REPO / 'options').glob('*.yml'), *(REPO / 'configs').rglob('*.py'),
                        *(REPO / 'configs').rglob('*.yml')])
