@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lesrcnn_plugin.benchmark.training import (LoaderRow, LoopRow, Recipe, StepRow, StepSetting, measure_steps, project,
-                                               step_settings)
-from lesrcnn_plugin.benchmark.training_report import warmup_suspects
 from lesrcnn_plugin.cli.measure_training import main
+from lesrcnn_plugin.training_throughput.measure import (LoaderRow, LoopRow, Recipe, StepRow, StepSetting, measure_steps,
+                                                        project, step_settings)
+from lesrcnn_plugin.training_throughput.report import warmup_suspects
 
 from test_basicsr_train import write_div2k_like  # noqa: E402
 from test_raw_storage import convert_all  # noqa: E402
@@ -160,7 +160,7 @@ def test_zero_worker_figure_far_below_one_worker_is_flagged_as_warm_up():
 
 
 def test_the_real_loop_never_spawns_more_workers_than_cpus(monkeypatch):
-    from lesrcnn_plugin.benchmark import training_frameworks
+    from lesrcnn_plugin.training_throughput import sources
 
-    monkeypatch.setattr(training_frameworks, 'cpu_count', lambda: 2)
-    assert [training_frameworks.capped_workers(n) for n in (0, 1, 2, 8)] == [0, 1, 2, 2]
+    monkeypatch.setattr(sources, 'cpu_count', lambda: 2)
+    assert [sources.capped_workers(n) for n in (0, 1, 2, 8)] == [0, 1, 2, 2]

@@ -26,16 +26,16 @@ import argparse
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 import torch
 
 from ..benchmark.report import environment
-from ..benchmark.training import PRECISIONS, Skipped, measure_loader, measure_steps, project, step_settings
-from ..benchmark.training_frameworks import open_source
-from ..benchmark.training_report import TrainingReport
 from ..errors import ConfigError
 from ..fileio import write_text_atomic
 from ..options_check import BASICSR_OPTIONS, check_option_values
+from ..training_throughput.measure import PRECISIONS, Skipped, measure_loader, measure_steps, project, step_settings
+from ..training_throughput.report import TrainingReport
 from ._common import check_constructor_options, int_at_least, positive_int, require, run
 
 
@@ -97,6 +97,20 @@ def check_source(args: argparse.Namespace) -> None:
 
         load_config(argparse.Namespace(config=args.config, cfg_options=None, work_dir=None, launcher='none',
                                        local_rank=0), dataloaders=())
+
+
+def open_source(path: str, framework: str):
+    """The options file (``framework='basicsr'``) or config (``'mmagic'``) at ``path``, read by the framework's
+    integration (``lesrcnn_plugin.training_throughput.sources`` describes what it offers)."""
+    if not Path(path).is_file():
+        raise ConfigError(f'{path}: not found')
+    if framework == 'basicsr':
+        from ..basicsr.throughput import BasicSRSource
+
+        return BasicSRSource(path)
+    from ..mmagic.throughput import MMagicSource
+
+    return MMagicSource(path)
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> TrainingReport:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-from .training import LoaderRow, LoopRow, Projection, Recipe, Skipped, StepRow
+from .measure import LoaderRow, LoopRow, Projection, Recipe, Skipped, StepRow
 
 
 def loader_speedups(rows: Sequence[LoaderRow]) -> list[dict]:

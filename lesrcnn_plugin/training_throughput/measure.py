@@ -1,7 +1,8 @@
 """Where a training iteration's time goes: the data pipeline alone, the step alone, and the projection.
 
 The engine of ``lesrcnn-measure-training`` (``lesrcnn_plugin.cli.measure_training``); the frameworks'
-datasets and real training loops are in ``training_frameworks``, the report in ``training_report``.
+datasets and real training loops are in their integrations (``sources`` says where), the report in
+``report``.
 
 * **Data pipeline** (``measure_loader``): the recipe's training dataset in a ``DataLoader`` with the
   recipe's batch size and 0, 1, 2, ... workers, drawing random samples with replacement (so a small
@@ -38,7 +39,7 @@ from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..archs import build_arch
-from .timing import Timing
+from ..benchmark.timing import Timing
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
