@@ -34,9 +34,10 @@ CONSOLE_SCRIPTS = [
     'lesrcnn-export-onnx = lesrcnn_plugin.cli.export_onnx:main',
     'lesrcnn-demo = lesrcnn_plugin.cli.demo:main',
     'lesrcnn-recipes = lesrcnn_plugin.cli.recipes:main',
-    # BasicSR entry points (python -m lesrcnn_plugin.train / .test)
-    'lesrcnn-train = lesrcnn_plugin.train:main',
-    'lesrcnn-test = lesrcnn_plugin.test:main',
+    # BasicSR entry points (python -m lesrcnn_plugin.basicsr.train / .test), through a module that checks for
+    # the "basicsr" extra before importing lesrcnn_plugin.basicsr (which imports BasicSR)
+    'lesrcnn-train = lesrcnn_plugin.cli.basicsr_commands:train',
+    'lesrcnn-test = lesrcnn_plugin.cli.basicsr_commands:test',
     # MMagic entry points (tools/train.py / tools/test.py), through a module that checks for the
     # "mmagic" extra before importing lesrcnn_plugin.mmagic (which imports MMagic)
     'lesrcnn-mmagic-train = lesrcnn_plugin.cli.mmagic_commands:train',
@@ -57,7 +58,7 @@ EXTRAS = {
     'spandrel': ['spandrel>=0.4,<0.5'],     # lesrcnn_plugin.spandrel (ComfyUI, chaiNNer)
 }
 EXTRAS['all'] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
-EXTRAS['dev'] = ['pytest>=7']
+EXTRAS['dev'] = ['pytest>=7', 'import-linter>=2.1']  # import-linter: the layers of pyproject.toml (tests/test_layers.py)
 
 
 class BuildPyWithRecipes(build_py):

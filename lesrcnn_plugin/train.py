@@ -1,25 +1,25 @@
-"""Train a LESRCNN-family network with BasicSR: ``python -m lesrcnn_plugin.train -opt options/train_lesrcnn_x2.yml``.
+"""Deprecated spelling of ``python -m lesrcnn_plugin.basicsr.train`` (``lesrcnn-train``), kept for one release.
 
-BasicSR's ``train_pipeline`` with the family registered (``lesrcnn_plugin.basicsr``), writing
-``experiments/<name>/`` and ``tb_logger/<name>/`` under the current working directory. BasicSR's
-flags pass through: ``--auto_resume``, ``--debug``, ``--launcher pytorch`` (under
-``torchrun --nproc_per_node=N -m lesrcnn_plugin.train ...``), ``--force_yml key:key=value``.
-See docs/basicsr.md.
+It says so in one line on standard error, then runs ``lesrcnn-train``, which checks the "basicsr" extra.
 """
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-from lesrcnn_plugin.cli._common import requires_extras
+from .commands import requires_extras
+
+DEPRECATION = ('lesrcnn_plugin.train is deprecated and goes in the next release: use '
+               'python -m lesrcnn_plugin.basicsr.train (or lesrcnn-train)')
 
 
 @requires_extras('basicsr', command='lesrcnn-train')
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``lesrcnn-train``; ``argv`` defaults to ``sys.argv[1:]``. Returns the exit code."""
-    from lesrcnn_plugin.basicsr import launch  # registers the family into BasicSR's registries
+    """``lesrcnn_plugin.basicsr.train.main``, after the deprecation line."""
+    print(DEPRECATION, file=sys.stderr)
+    from .basicsr.train import main as basicsr_main
 
-    return launch.run(launch.train_pipeline, 'lesrcnn-train', __doc__, is_train=True, argv=argv)
+    return basicsr_main(argv)
 
 
 if __name__ == '__main__':

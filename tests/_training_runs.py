@@ -55,9 +55,9 @@ def write_div2k_like(root: Path, scales=(2, 3, 4), count: int = 6, seed: int = 0
 
 
 def train(cwd: Path, options: str, *overrides: str, resume: bool = False) -> subprocess.CompletedProcess:
-    """Run ``python -m lesrcnn_plugin.train`` in ``cwd`` on a shipped options file, batch 2, no loader
+    """Run ``python -m lesrcnn_plugin.basicsr.train`` in ``cwd`` on a shipped options file, batch 2, no loader
     workers, a log line per iteration; fail the test with BasicSR's output if it fails."""
-    command = [PYTHON, '-m', 'lesrcnn_plugin.train', '-opt', str(OPTIONS / options)]
+    command = [PYTHON, '-m', 'lesrcnn_plugin.basicsr.train', '-opt', str(OPTIONS / options)]
     if resume:
         command.append('--auto_resume')
     command += ['--force_yml', 'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0',

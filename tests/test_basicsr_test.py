@@ -1,4 +1,4 @@
-"""``python -m lesrcnn_plugin.test`` on the shipped test options, dataroots and weights overridden.
+"""``python -m lesrcnn_plugin.basicsr.test`` on the shipped test options, dataroots and weights overridden.
 
 The metrics are read back from the log BasicSR writes under ``results/<name>/`` in the working
 directory, and compared with an independent computation (the plugin's network and
@@ -32,7 +32,7 @@ SET5_REFERENCE = {2: (37.7957, 0.9598), 3: (34.0247, 0.9243), 4: (31.9215, 0.891
 
 def run_test(cwd: Path, options: str, overrides: list[str]) -> Path:
     """Run the test entry point in ``cwd``; returns the log it wrote."""
-    command = [sys.executable, '-m', 'lesrcnn_plugin.test', '-opt', str(OPTIONS / options),
+    command = [sys.executable, '-m', 'lesrcnn_plugin.basicsr.test', '-opt', str(OPTIONS / options),
                '--force_yml', 'val:save_img=false', *overrides]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f'testing failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'

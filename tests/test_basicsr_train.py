@@ -1,4 +1,4 @@
-"""Smoke training through ``python -m lesrcnn_plugin.train`` on tiny LMDBs generated here.
+"""Smoke training through ``python -m lesrcnn_plugin.basicsr.train`` on tiny LMDBs generated here.
 
 Each run is a subprocess in a temporary working directory (BasicSR's logger is process-global), on
 the shipped options with ``--force_yml`` overrides: a few iterations, batch 2, small patches, no
@@ -95,7 +95,7 @@ def test_multiscale_lesrcnn_trains_one_scale_per_iteration_and_resumes(tmp_path)
     (['-opt', str(OPTIONS / 'train_lesrcnn_x2.yml'), '--force_yml', 'name=a=b'], 'exactly one "="'),
 ])
 def test_train_entry_point_reports_user_errors(argv, message, capsys):
-    from lesrcnn_plugin.train import main
+    from lesrcnn_plugin.basicsr.train import main
 
     assert main(argv) == 1
     assert message in capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_train_entry_point_reports_user_errors(argv, message, capsys):
 
 @pytest.mark.slow
 def test_missing_training_data_is_reported_without_traceback(tmp_path):
-    command = [sys.executable, '-m', 'lesrcnn_plugin.train', '-opt', str(OPTIONS / 'train_lesrcnn_x2.yml'),
+    command = [sys.executable, '-m', 'lesrcnn_plugin.basicsr.train', '-opt', str(OPTIONS / 'train_lesrcnn_x2.yml'),
                '--force_yml', 'logger:use_tb_logger=false']
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1

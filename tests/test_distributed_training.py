@@ -27,7 +27,7 @@ weights can only be seen from inside its process.
   a wrapper that adds one hook, writing each rank's weights (and LESRCNN-S scale seed) when BasicSR
   saves its models. The one-process run is the bare command, and the wrapper's rank-0 weights must
   equal the ``net_g_3.pth`` that BasicSR itself writes. The bare documented command
-  (``torchrun --standalone --nproc_per_node=2 -m lesrcnn_plugin.train -opt ... --launcher pytorch``)
+  (``torchrun --standalone --nproc_per_node=2 -m lesrcnn_plugin.basicsr.train -opt ... --launcher pytorch``)
   also runs once, for one step, and must exit 0 and write its checkpoint.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def save_every_rank(self, epoch, current_iter):
             json.dump({'manual_seed': self.opt['manual_seed'], 'scale_seed': self.scale_seed}, f)
 
 LESRCNNModel.save = save_every_rank
-runpy.run_module('lesrcnn_plugin.train', run_name='__main__', alter_sys=True)
+runpy.run_module('lesrcnn_plugin.basicsr.train', run_name='__main__', alter_sys=True)
 """
 
 
@@ -146,7 +146,7 @@ def basicsr_weights(folder: Path, name: str, steps: int = STEPS) -> dict:
 @pytest.mark.slow
 def test_basicsr_two_processes_match_one_process_with_twice_the_batch(basicsr_setup):
     root = basicsr_setup
-    run([sys.executable, '-m', 'lesrcnn_plugin.train', *basicsr_options(root, 'one', 4)], root / 'one')
+    run([sys.executable, '-m', 'lesrcnn_plugin.basicsr.train', *basicsr_options(root, 'one', 4)], root / 'one')
     run([TORCHRUN, '--standalone', '--nproc_per_node=2', str(root / 'rank_hook.py'),
          *basicsr_options(root, 'two', 2), '--launcher', 'pytorch'], root / 'two')
 
@@ -161,10 +161,10 @@ def test_basicsr_two_processes_match_one_process_with_twice_the_batch(basicsr_se
 
 @pytest.mark.slow
 def test_basicsr_documented_torchrun_command_trains(basicsr_setup):
-    """``torchrun --standalone --nproc_per_node=2 -m lesrcnn_plugin.train -opt ... --launcher pytorch``
+    """``torchrun --standalone --nproc_per_node=2 -m lesrcnn_plugin.basicsr.train -opt ... --launcher pytorch``
     (docs/basicsr.md) as it is, for one step: it exits 0, and rank 0 writes the checkpoint."""
     root = basicsr_setup / 'two'
-    run([TORCHRUN, '--standalone', '--nproc_per_node=2', '-m', 'lesrcnn_plugin.train',
+    run([TORCHRUN, '--standalone', '--nproc_per_node=2', '-m', 'lesrcnn_plugin.basicsr.train',
                   *basicsr_options(basicsr_setup, 'bare', 2, steps=1, options=REPO / 'options' / 'train_lesrcnn_x2.yml'),
                   '--launcher', 'pytorch'], root)
     log, = (root / 'experiments' / 'bare').glob('train_bare_*.log')

@@ -279,13 +279,13 @@ def test_basicsr_commands_take_recipe_names(tmp_path):
     """The name reaches BasicSR's own command line as the file (shown by an option it rejects)."""
     if importlib.util.find_spec('basicsr') is None:
         pytest.skip('basicsr is not installed (the "basicsr" extra)')
-    result = subprocess.run([PYTHON, '-m', 'lesrcnn_plugin.train', '-opt', 'lesrcnn:train_lesrcnn_x2',
+    result = subprocess.run([PYTHON, '-m', 'lesrcnn_plugin.basicsr.train', '-opt', 'lesrcnn:train_lesrcnn_x2',
                              '--force_yml', 'nosuch:section:key=1'], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 1
     assert f'{REPO / "options" / "train_lesrcnn_x2.yml"} has no section nosuch' in result.stderr
-    result = subprocess.run([PYTHON, '-m', 'lesrcnn_plugin.test', '-opt', 'lesrcnn:test_lesrcn_x3'], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([PYTHON, '-m', 'lesrcnn_plugin.basicsr.test', '-opt', 'lesrcnn:test_lesrcn_x3'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and 'did you mean lesrcnn:test_lesrcnn_x3' in result.stderr
 
 

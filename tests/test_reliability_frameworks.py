@@ -23,7 +23,7 @@ def basicsr_run(tmp_path, monkeypatch):
     """``run(options, *argv)``: lesrcnn-train on an options file written in ``tmp_path`` (the working
     directory); returns (exit status, whether BasicSR's pipeline was reached)."""
     pytest.importorskip('lesrcnn_plugin.basicsr')  # installs the alias BasicSR needs, then imports it
-    from lesrcnn_plugin import train
+    from lesrcnn_plugin.basicsr import train
     from lesrcnn_plugin.basicsr import launch
 
     monkeypatch.chdir(tmp_path)

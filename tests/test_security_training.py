@@ -245,7 +245,7 @@ def test_negative_total_iter_is_refused_before_any_folder(workspace):
 def test_options_of_wrong_type_or_range_are_named_before_any_folder(tmp_path, monkeypatch, capsys, path, value,
                                                                      message):
     pytest.importorskip('lesrcnn_plugin.basicsr')  # installs the alias BasicSR needs, then imports it
-    from lesrcnn_plugin import train as train_command
+    from lesrcnn_plugin.basicsr import train as train_command
     from lesrcnn_plugin.basicsr import launch
 
     reached = []

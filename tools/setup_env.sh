@@ -62,7 +62,7 @@ for name in sys.argv[1:]:
 PY
 }
 CORE_IMPORTS=(lesrcnn_plugin basicsr cv2 lmdb skimage yaml)
-FULL_IMPORTS=("${CORE_IMPORTS[@]}" mmagic mmagic.datasets mmagic.models mmcv.ops mmengine pytest onnxruntime spandrel)
+FULL_IMPORTS=("${CORE_IMPORTS[@]}" mmagic mmagic.datasets mmagic.models mmcv.ops mmengine pytest importlinter onnxruntime spandrel)
 stamp() { echo "$VENV/.lesrcnn-setup-$1"; }
 ready() {  # ready core|full: stamp current and the imports work
     [ -x "$VENV/bin/python" ] && [ -f "$(stamp "$1")" ] && [ "$(cat "$(stamp "$1")")" = "$(fingerprint)" ] || return 1

@@ -6,7 +6,7 @@ check the "mmagic" extra first, so that a missing one is reported in one line na
 """
 from __future__ import annotations
 
-from ._common import requires_extras
+from ..commands import requires_extras
 
 
 @requires_extras('mmagic', command='lesrcnn-mmagic-train')
