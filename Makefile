@@ -26,7 +26,7 @@ test-quick: setup
 	$(PYTHON_VENV) -m pytest -m "not slow"
 
 demo: setup-core
-	$(PYTHON_VENV) tools/demo.py $(DEMO_ARGS)
+	$(PYTHON_VENV) -m lesrcnn_plugin.cli.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache demo_output

@@ -68,7 +68,7 @@ for index in range(1, count + 1):
         image += amplitude * octave / octave.std()
     cv2.imwrite(str(folder / f'{index:04d}.png'), np.clip(image + 128, 0, 255).astype(np.uint8))
 EOF
-"$PYTHON" "$REPO/tools/prepare_div2k.py" --input "$WORK/datasets/DIV2K" --scales 2 --generate-lr \
+"$PYTHON" -m lesrcnn_plugin.cli.prepare_div2k --input "$WORK/datasets/DIV2K" --scales 2 --generate-lr \
     --storage raw --verify --workers "$(nproc)" > "$OUT/prepare.log" 2>&1
 
 measure() {  # NAME SOURCE_FLAG SOURCE [tool options]: one report, within what is left of the deadline
@@ -78,7 +78,7 @@ measure() {  # NAME SOURCE_FLAG SOURCE [tool options]: one report, within what i
         echo "$name: skipped, the time is used up" | tee "$OUT/$name.skipped" >&2
         return 0
     fi
-    (cd "$WORK" && timeout "$left" "$PYTHON" "$REPO/tools/measure_training.py" "$flag" "$REPO/$source" \
+    (cd "$WORK" && timeout "$left" "$PYTHON" -m lesrcnn_plugin.cli.measure_training "$flag" "$REPO/$source" \
         --device "$DEVICE" --format json --output "$OUT/$name.json" "$@" > "$WORK/$name.out" 2> "$OUT/$name.log") || {
         echo "$name: failed or timed out (exit $?); see $OUT/$name.log" | tee "$OUT/$name.failed" >&2
         return 0
