@@ -27,6 +27,7 @@ from torch import nn
 
 from .archs.blocks import LESRCNNBody
 from .archs.fast import FastLESRCNN
+from .errors import NonFiniteOutputError
 from .fileio import atomic_path
 
 #: ONNX opset the graph is written with.
@@ -38,10 +39,6 @@ FP16_TOLERANCE = 1e-2
 #: Input sizes (N, H, W) of the parity check: odd, non-square and unlike the traced size, so that
 #: the dynamic axes are exercised.
 PARITY_SIZES = ((1, 37, 53), (2, 24, 19))
-
-
-class NonFiniteOutputError(ValueError):
-    """onnxruntime or PyTorch gave NaN or Inf: no difference can be measured, the export must not pass."""
 
 
 class _AtScale(nn.Module):

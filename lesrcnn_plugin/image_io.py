@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError, ImageError
+from .errors import DataError, ImageError, ImageTooLargeError
 from .fileio import write_bytes_atomic
 
 #: Extensions of the files taken as images when a folder is listed (a file named explicitly is read
@@ -46,20 +46,6 @@ _SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 # Pillow's decompression-bomb limit is a module global; ``image_size`` lifts it while it reads a
 # header (Pillow decodes nothing there, and the caller applies its own limit), one thread at a time.
 _PILLOW_LIMIT_LOCK = threading.Lock()
-
-
-class ImageTooLargeError(ImageError):
-    """An image whose header claims more pixels than the caller accepts; it was not decoded.
-
-    Attributes:
-        width, height: the size the header gives.
-        limit: the largest number of pixels accepted.
-    """
-
-    def __init__(self, path: str | os.PathLike, width: int, height: int, limit: int) -> None:
-        self.width, self.height, self.limit = width, height, limit
-        super().__init__(f'{path}: {width}x{height} image ({width * height / 1e6:.1f} MP) is larger than the limit '
-                         f'of {limit / 1e6:.1f} MP (not decoded)')
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from .archs import lower, spec_of
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, NonFiniteOutputError
 
 #: ITU-R BT.601 luma weights for R, G, B: how a super-resolved gray image returns to one channel.
 BT601_LUMA_RGB = (0.299, 0.587, 0.114)
@@ -118,10 +118,6 @@ def receptive_field_margin(model: nn.Module, scale: int | None = None) -> int:
 
 
 # --------------------------------------------------------------------------------------- inference
-
-
-class NonFiniteOutputError(ImageError):
-    """The network's output holds NaN or Inf: written out, it would be a black or blotched image."""
 
 
 def check_finite_output(y: torch.Tensor) -> None:
@@ -312,6 +308,6 @@ def upscale_image(network: nn.Module, image: np.ndarray, tile: int | str | None 
     return out[..., 0] if image.ndim == 2 else out
 
 
-__all__ = ['AUTO_TILE_LIMIT', 'BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'auto_tile_size', 'prepare_network',
-           'receptive_field_margin', 'resolve_device', 'self_ensemble_forward', 'tiled_forward', 'upscale_image',
-           'upscale_tensor']
+__all__ = ['AUTO_TILE_LIMIT', 'BT601_LUMA_RGB', 'DIHEDRAL_TRANSFORMS', 'DTYPES', 'NonFiniteOutputError', 'auto_tile_size',
+           'prepare_network', 'receptive_field_margin', 'resolve_device', 'self_ensemble_forward', 'tiled_forward',
+           'upscale_image', 'upscale_tensor']

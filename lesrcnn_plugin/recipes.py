@@ -20,7 +20,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import RecipeError
 
 #: What marks a recipe name on a command line.
 PREFIX = 'lesrcnn:'
@@ -33,10 +33,6 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 #: Where to look, in order: the copies inside an installed wheel, then the root of a clone (which is
 #: also where an editable install reads them).
 RECIPE_ROOTS = (_PACKAGE_DIR / '.mim', _PACKAGE_DIR.parent)
-
-
-class RecipeError(ConfigError):
-    """An unknown recipe name, or an installation without the recipes."""
 
 
 @dataclass(frozen=True)

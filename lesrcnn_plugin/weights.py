@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 import torch.hub
 from tqdm import tqdm
 
-from .errors import LESRCNNError
+from .errors import WeightsError
 from .fileio import atomic_path, exclusive_lock, make_folder
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,6 @@ _SOURCE = f'{_PAPER}; https://github.com/{UPSTREAM_REPOSITORY} at commit {UPSTRE
 _LICENCE = ('no licence stated: the upstream README at that commit names none and no licence file '
             'was found in the repository; the weights are the authors\' work, so cite the paper '
             'and ask the authors before redistributing them')
-
-
-class WeightsError(LESRCNNError):
-    """A weights name or file that cannot be used: unknown name, failed download, wrong SHA256."""
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,11 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
-from ..errors import LESRCNNError
-from ..export import (DEFAULT_OPSET, FP16_TOLERANCE, FP32_TOLERANCE, NonFiniteOutputError, export_onnx,
-                      onnx_parity)
+from ..errors import LESRCNNError, NonFiniteOutputError, ParityError
+from ..export import DEFAULT_OPSET, FP16_TOLERANCE, FP32_TOLERANCE, export_onnx, onnx_parity
 from ..fileio import atomic_path
 from ._common import (OutputGuard, add_overwrite_argument, add_weights_arguments, float_at_least,
                       output_arguments_check, positive_int, require, run)
-
-
-class ParityError(LESRCNNError):
-    """The ONNX model's output is further from PyTorch's than the tolerance."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
