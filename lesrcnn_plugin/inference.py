@@ -223,9 +223,9 @@ def self_ensemble_forward(forward: Callable[[torch.Tensor], torch.Tensor], x: to
     return total.div_(len(DIHEDRAL_TRANSFORMS))  # in place: the output is the largest tensor alive
 
 
-def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None, tile: int | str | None = None,
-                   tile_overlap: int | None = None, self_ensemble: bool = False, device=None, dtype=None,
-                   channels_last: bool = False) -> torch.Tensor:
+def upscale_tensor(network: nn.Module, x: torch.Tensor, *, scale: int | None = None, tile: int | str | None = None,
+                   tile_overlap: int | None = None, self_ensemble: bool = False, device=None,
+                   dtype: torch.dtype | None = None, channels_last: bool = False) -> torch.Tensor:
     """Super-resolve ``x`` (N, 3, H, W), RGB in [0, 1] on the host; returns host float32, not clamped.
 
     Args:
@@ -241,6 +241,8 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
         device: Where to run; defaults to where the network's parameters are.
         dtype: Compute type; defaults to the network's parameter type.
         channels_last: Feed NHWC inputs (prepare the network with ``channels_last`` too).
+
+    Every argument after ``x`` is keyword-only, in ``upscale_image``'s order.
     """
     parameter = next(network.parameters(), None)
     device = torch.device(device) if device is not None else (parameter.device if parameter is not None else 'cpu')
@@ -263,9 +265,9 @@ def upscale_tensor(network: nn.Module, x: torch.Tensor, scale: int | None = None
         return self_ensemble_forward(forward, x) if self_ensemble else forward(x)
 
 
-def upscale_image(network: nn.Module, image: np.ndarray, tile: int | str | None = None,
-                  tile_overlap: int | None = None, self_ensemble: bool = False, dtype: torch.dtype | None = None,
-                  device=None, channels_last: bool = False, scale: int | None = None) -> np.ndarray:
+def upscale_image(network: nn.Module, image: np.ndarray, *, scale: int | None = None, tile: int | str | None = None,
+                  tile_overlap: int | None = None, self_ensemble: bool = False, device=None,
+                  dtype: torch.dtype | None = None, channels_last: bool = False) -> np.ndarray:
     """Super-resolve an OpenCV image (8/16-bit; gray, gray+alpha, BGR or BGRA), keeping its type and layout.
 
     Gray is replicated to RGB and brought back with the BT.601 luma weights; alpha is resized

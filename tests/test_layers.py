@@ -7,6 +7,7 @@ lower layers (the core) import neither BasicSR, MMagic nor spandrel. docs/archit
 """
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -63,3 +64,16 @@ def test_an_upward_import_and_a_cycle_are_reported(tmp_path):
     assert 'lesrcnn_plugin.key_map -> lesrcnn_plugin.cli._common' in report
     assert 'lesrcnn_plugin.data. It could be made acyclic by removing 1 dependency: - .subimages -> .div2k' in report
     assert 'Contracts: 1 kept, 2 broken.' in report
+
+
+def test_upscale_tensor_and_upscale_image_take_their_shared_arguments_alike():
+    """One order, keyword-only after the input, so that a call reads the same for a tensor and an image."""
+    from lesrcnn_plugin.inference import upscale_image, upscale_tensor
+
+    tensor, image = (list(inspect.signature(function).parameters.values()) for function in (upscale_tensor,
+                                                                                           upscale_image))
+    assert [parameter.name for parameter in tensor[:2]] == ['network', 'x']
+    assert [parameter.name for parameter in image[:2]] == ['network', 'image']
+    assert [(parameter.name, parameter.kind, parameter.default) for parameter in tensor[2:]] == [
+        (parameter.name, parameter.kind, parameter.default) for parameter in image[2:]]
+    assert all(parameter.kind is inspect.Parameter.KEYWORD_ONLY for parameter in tensor[2:])
