@@ -20,8 +20,7 @@ test: setup
 	$(PYTHON_VENV) -m pytest
 
 # The suite without the tests marked slow (training loops, framework CLIs in fresh interpreters,
-# full-size Set5, torch.compile), for whoever changes the code: every module still runs at least once
-# (README, "The two commands").
+# full-size Set5, wheel builds, torch.compile), for whoever changes the code (README, "The two commands").
 test-quick: setup
 	$(PYTHON_VENV) -m pytest -m "not slow"
 
