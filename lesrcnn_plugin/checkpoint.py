@@ -232,14 +232,12 @@ class LoadedCheckpoint:
 
 def resolve_source(source: str | os.PathLike) -> Path:
     """A checkpoint file, or the cached file of a registered weights name (downloaded on first use)."""
+    from .safe_load import checkpoint_file
     from .weights import resolve_weights
 
     if not os.fspath(source):  # Path('') is '.', the current folder
         raise CheckpointError("'': an empty name is neither a checkpoint file nor a weights name")
-    path = resolve_weights(source)
-    if path.is_dir():
-        raise CheckpointError(f'{path}: is a folder, not a checkpoint file')
-    return path
+    return checkpoint_file(resolve_weights(source))
 
 
 def load_checkpoint(source: str | os.PathLike, arch: str | None = None, scale: int | None = None,

@@ -27,6 +27,11 @@ def _smooth_image(rng, height, width):
 @pytest.fixture
 def div2k(tmp_path):
     """``tmp_path/DIV2K/DIV2K_train_HR`` with three small images; returns the DIV2K folder."""
+    return write_div2k_images(tmp_path)
+
+
+def write_div2k_images(tmp_path: Path) -> Path:
+    """Write ``tmp_path/DIV2K/DIV2K_train_HR`` with three small images; returns the DIV2K folder."""
     rng = np.random.default_rng(0)
     hr_dir = tmp_path / 'DIV2K' / 'DIV2K_train_HR'
     hr_dir.mkdir(parents=True)

@@ -186,16 +186,9 @@ def test_corrupt_png_mid_training_stops_naming_database_and_key(workspace, worke
 
 @pytest.fixture
 def div2k_databases(tmp_path) -> Path:
-    from test_data_div2k import SIZES, _smooth_image
-    import cv2
-    import numpy as np
+    from test_data_div2k import write_div2k_images
 
-    rng = np.random.default_rng(0)
-    hr_dir = tmp_path / 'DIV2K' / 'DIV2K_train_HR'
-    hr_dir.mkdir(parents=True)
-    for name, (height, width) in SIZES.items():
-        cv2.imwrite(str(hr_dir / f'{name}.png'), _smooth_image(rng, height, width))
-    return tmp_path / 'DIV2K'
+    return write_div2k_images(tmp_path)
 
 
 @pytest.mark.parametrize('damage, message', [
