@@ -246,30 +246,46 @@ def _verified(cached: Path, entry: WeightsEntry) -> bool:
     return False
 
 
-def _download(entry: WeightsEntry, url: str, destination: Path, progress: bool, timeout: float) -> None:
-    """Download ``url`` to ``destination``: at most ``entry.size`` bytes, no wait longer than ``timeout``.
+class DownloadTooLarge(Exception):
+    """A download stopped past its size limit; ``str()`` says how it was found out."""
+
+
+def download_capped(url: str, file, limit: int, timeout: float, bar: tqdm | None = None) -> None:
+    """Write ``url``'s body to the binary ``file``: at most ``limit`` bytes, no read waiting past ``timeout``.
 
     torch.hub's ``download_url_to_file`` takes neither a size limit nor a timeout (it reads until the
-    server stops, and waits for ever), so this is its loop over urllib's ``urlopen``, with both.
+    server stops, and waits for ever), so this is its loop over urllib's ``urlopen``, with both. The
+    weights by name and MMagic's checkpoints by URL both download through it.
+
+    Raises:
+        DownloadTooLarge: the server announces or sends more than ``limit`` bytes.
+        ValueError: a malformed URL; and urllib's, http.client's and the socket's errors as they come.
     """
+    request = urllib.request.Request(url, headers={'User-Agent': 'lesrcnn-plugin'})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        declared = response.headers.get('Content-Length')
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise DownloadTooLarge(f'the server announces {int(declared)} bytes')
+        written = 0
+        while block := response.read(min(_READ_BLOCK, limit + 1 - written)):
+            written += len(block)
+            if written > limit:
+                raise DownloadTooLarge('the server sent more')
+            file.write(block)
+            if bar is not None:
+                bar.update(len(block))
+
+
+def _download(entry: WeightsEntry, url: str, destination: Path, progress: bool, timeout: float) -> None:
+    """Download ``url`` to ``destination``: at most ``entry.size`` bytes, no wait longer than ``timeout``."""
     try:
-        request = urllib.request.Request(url, headers={'User-Agent': 'lesrcnn-plugin'})
+        with open(destination, 'wb') as file, tqdm(total=entry.size, disable=not progress, unit='B', unit_scale=True,
+                                                    unit_divisor=1024, desc=entry.name) as bar:
+            download_capped(url, file, entry.size, timeout, bar)
+    except DownloadTooLarge as detail:
+        raise _too_large(entry, url, str(detail)) from None
     except ValueError as error:  # a malformed URL
         raise _download_failed(entry, url, error) from None
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(destination, 'wb') as file:
-            declared = response.headers.get('Content-Length')
-            if declared is not None and declared.isdigit() and int(declared) > entry.size:
-                raise _too_large(entry, url, f'the server announces {int(declared)} bytes')
-            with tqdm(total=entry.size, disable=not progress, unit='B', unit_scale=True, unit_divisor=1024,
-                      desc=entry.name) as bar:
-                written = 0
-                while block := response.read(min(_READ_BLOCK, entry.size + 1 - written)):
-                    written += len(block)
-                    if written > entry.size:
-                        raise _too_large(entry, url, 'the server sent more')
-                    file.write(block)
-                    bar.update(len(block))
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
         # urllib wraps a timeout while connecting in a URLError, not one while reading the headers or the body.
         reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, 'reason', error)

@@ -84,6 +84,16 @@ def test_url_download_failures_are_one_line(server):
         _load_checkpoint(f'{base}/missing.pth')
 
 
+def test_a_url_larger_than_the_limit_is_stopped_and_not_cached(server, tmp_path, monkeypatch):
+    folder, base = server
+    (folder / 'big.pth').write_bytes(b'\0' * 5000)
+    monkeypatch.setenv('LESRCNN_MAX_CHECKPOINT_BYTES', '4096')
+    with pytest.raises(CheckpointError, match=f'^{base}/big.pth: larger than 4,096 bytes, not downloaded \\(raise '
+                                              'the limit with LESRCNN_MAX_CHECKPOINT_BYTES=BYTES'):
+        _load_checkpoint(f'{base}/big.pth')
+    assert not [path for path in (tmp_path / 'torch_home').rglob('*') if path.is_file()], 'nothing is kept'
+
+
 def test_model_list_names_and_last_checkpoint_go_through_the_same_reader(server, tmp_path, monkeypatch):
     folder, base = server
     marker = tmp_path / 'pickle_ran'

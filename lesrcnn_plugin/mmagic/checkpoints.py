@@ -29,7 +29,6 @@ import http.client
 import os
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from ..checkpoint import (FILE_FORMATS, detect_format, format_checkpoint, is_fam
 from ..errors import CheckpointError
 from ..fileio import atomic_path
 from ..safe_load import MAX_BYTES_VARIABLE, load_untrusted, max_checkpoint_bytes
-from ..weights import download_timeout
+from ..weights import DownloadTooLarge, download_capped, download_timeout
 
 #: Prefix of a registered weights name in ``load_from`` / ``init_cfg`` / ``--checkpoint``.
 WEIGHTS_SCHEME = 'lesrcnn://'
@@ -51,7 +50,6 @@ WEIGHTS_SCHEME = 'lesrcnn://'
 MODEL_ZOO_SCHEMES = {'open-mmlab://': get_external_models, 'openmmlab://': get_external_models,
                      'mmcls://': get_mmcls_models, 'torchvision://': get_torchvision_models,
                      'modelzoo://': get_torchvision_models}
-_CHUNK = 1 << 20
 #: Where an MMagic checkpoint keeps the weights and the metadata (``checkpoint.FILE_FORMATS``).
 MMAGIC = FILE_FORMATS['mmagic']
 
@@ -106,15 +104,11 @@ def download_checkpoint(url: str, path: Path) -> None:
     limit, timeout = max_checkpoint_bytes(), download_timeout()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(path) as tmp, \
-                open(tmp, 'wb') as file:
-            received = 0
-            while chunk := response.read(_CHUNK):
-                received += len(chunk)
-                if received > limit:
-                    raise CheckpointError(f'{url}: larger than {limit:,} bytes, not downloaded (raise the limit with '
-                                          f'{MAX_BYTES_VARIABLE}=BYTES if the file is trusted to be that large)')
-                file.write(chunk)
+        with atomic_path(path) as tmp, open(tmp, 'wb') as file:
+            download_capped(url, file, limit, timeout)
+    except DownloadTooLarge:
+        raise CheckpointError(f'{url}: larger than {limit:,} bytes, not downloaded (raise the limit with '
+                              f'{MAX_BYTES_VARIABLE}=BYTES if the file is trusted to be that large)') from None
     except urllib.error.HTTPError as exc:
         raise CheckpointError(f'{url}: cannot download ({exc})') from None
     except urllib.error.URLError as exc:
