@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..benchmark.load import cpu_count
 from ..benchmark.report import environment
 from ..errors import ConfigError
 from ..fileio import write_text_atomic
@@ -48,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int_at_least(0),
                         help='real-loop iterations per storage, the first ones not timed (default 300 on CUDA, '
                              '10 on CPU; 0 skips the loop)')
-    parser.add_argument('--workers', type=int_at_least(0), default=os.cpu_count() or 1,
+    parser.add_argument('--workers', type=int_at_least(0), default=cpu_count(),
                         help='measure the data pipeline with 0 .. N loader workers (default: the CPU count)')
     parser.add_argument('--loader-batches', type=positive_int, default=8,
                         help='fewest batches timed per worker count (default 8)')
