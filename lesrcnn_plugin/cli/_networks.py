@@ -10,6 +10,8 @@ the family need one (``networks.INTEGRATIONS``).
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 
 from ..archs import ARCHS, SUPPORTED_SCALES, VARIANTS
@@ -20,29 +22,10 @@ from ..recipes import resolve_recipe
 from ._common import positive_int, require
 
 
-def _basicsr_integration():
-    from .. import basicsr
-
-    return basicsr
-
-
-def _mmagic_integration():
-    from .. import mmagic
-
-    return mmagic
-
-
-def _spandrel_integration():
-    from .. import spandrel
-
-    return spandrel
-
-
 # Imported on first use (an integration imports its framework, which takes seconds); one already imported
 # has registered itself and stays.
-for _name, _load in (('basicsr', _basicsr_integration), ('mmagic', _mmagic_integration),
-                     ('spandrel', _spandrel_integration)):
-    register_integration(_name, _load, replace=False)
+for _name in ('basicsr', 'mmagic', 'spandrel'):
+    register_integration(_name, functools.partial(importlib.import_module, f'lesrcnn_plugin.{_name}'), replace=False)
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
