@@ -16,19 +16,19 @@ from mmengine.model import is_model_wrapper
 
 from mmagic.registry import HOOKS
 
-from ..fileio import atomic_path, write_bytes_atomic
+from ..fileio import write_bytes_atomic
 from ._registry import register_once
 
 
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's ``LocalBackend``, writing whole files or none: ``put``/``put_text`` through ``fileio.atomic_path``."""
+    """mmengine's ``LocalBackend``, writing whole files or none: ``put`` and ``put_text`` through
+    ``fileio.write_bytes_atomic``."""
 
     def put(self, obj: bytes, filepath) -> None:
         write_bytes_atomic(filepath, obj)
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        with atomic_path(filepath) as tmp:
-            tmp.write_text(obj, encoding=encoding)
+        self.put(obj.encode(encoding), filepath)
 
 
 def install_atomic_local_backend() -> None:
