@@ -250,12 +250,13 @@ class DownloadTooLarge(Exception):
     """A download stopped past its size limit; ``str()`` says how it was found out."""
 
 
-def download_capped(url: str, file, limit: int, timeout: float, bar: tqdm | None = None) -> None:
+def download_capped(url: str, file, limit: int, timeout: float, progress: str | None = None) -> None:
     """Write ``url``'s body to the binary ``file``: at most ``limit`` bytes, no read waiting past ``timeout``.
 
     torch.hub's ``download_url_to_file`` takes neither a size limit nor a timeout (it reads until the
     server stops, and waits for ever), so this is its loop over urllib's ``urlopen``, with both. The
-    weights by name and MMagic's checkpoints by URL both download through it.
+    weights by name and MMagic's checkpoints by URL both download through it. ``progress``, when given,
+    names a progress bar of ``limit`` bytes, shown once the server has answered.
 
     Raises:
         DownloadTooLarge: the server announces or sends more than ``limit`` bytes.
@@ -266,22 +267,22 @@ def download_capped(url: str, file, limit: int, timeout: float, bar: tqdm | None
         declared = response.headers.get('Content-Length')
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise DownloadTooLarge(f'the server announces {int(declared)} bytes')
-        written = 0
-        while block := response.read(min(_READ_BLOCK, limit + 1 - written)):
-            written += len(block)
-            if written > limit:
-                raise DownloadTooLarge('the server sent more')
-            file.write(block)
-            if bar is not None:
+        with tqdm(total=limit, disable=progress is None, unit='B', unit_scale=True, unit_divisor=1024,
+                  desc=progress) as bar:
+            written = 0
+            while block := response.read(min(_READ_BLOCK, limit + 1 - written)):
+                written += len(block)
+                if written > limit:
+                    raise DownloadTooLarge('the server sent more')
+                file.write(block)
                 bar.update(len(block))
 
 
 def _download(entry: WeightsEntry, url: str, destination: Path, progress: bool, timeout: float) -> None:
     """Download ``url`` to ``destination``: at most ``entry.size`` bytes, no wait longer than ``timeout``."""
     try:
-        with open(destination, 'wb') as file, tqdm(total=entry.size, disable=not progress, unit='B', unit_scale=True,
-                                                    unit_divisor=1024, desc=entry.name) as bar:
-            download_capped(url, file, entry.size, timeout, bar)
+        with open(destination, 'wb') as file:
+            download_capped(url, file, entry.size, timeout, entry.name if progress else None)
     except DownloadTooLarge as detail:
         raise _too_large(entry, url, str(detail)) from None
     except ValueError as error:  # a malformed URL
