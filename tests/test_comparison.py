@@ -371,3 +371,43 @@ def test_plot_ticks_are_plain_numbers(comparison_tools, tmp_path):
     labels = [tick.get_text() for tick in axis.get_xticklabels() if tick.get_text()]
     plt.close(figure)
     assert labels and all(label.replace('.', '').isdigit() for label in labels), labels
+
+
+def test_text_only_rewrites_the_published_figures_and_keeps_the_counts(comparison_tools, tmp_path):
+    """``make_comparison.py --text-only`` takes each row's quote and notes from the row list again, keeps every
+    count and timing stored, and refuses a stored row whose network has changed since it was counted."""
+    pytest.importorskip('matplotlib')
+    networks, _, generator = comparison_tools
+    shipped = json.loads((Path(__file__).resolve().parents[1] / 'docs' / 'comparison_data.json').read_text())
+    stale = json.loads(json.dumps(shipped))
+    for row in stale['networks']:
+        row.update(quote=None, note='stale')
+    (tmp_path / 'comparison_data.json').write_text(json.dumps(stale))
+    assert generator.main(['--text-only', '--output-dir', str(tmp_path)]) == 0
+    rewritten = json.loads((tmp_path / 'comparison_data.json').read_text())
+    entries = {entry.label: entry for entry in networks.ENTRIES}
+    counts = ('label', 'params', 'params_trained', 'macs_ntire', 'macs_720p', 'activations_ntire', 'cross_check')
+    for before, after in zip(shipped['networks'], rewritten['networks'], strict=True):
+        entry = entries[after['label']]
+        assert after['quote'] == (entry.quote and vars(entry.quote)) and after['note'] == entry.note
+        assert [after[key] for key in counts] == [before[key] for key in counts]
+    assert rewritten['runtime'] == shipped['runtime']
+    page = (tmp_path / 'comparison.md').read_text()
+    omnisr = next(line for line in page.splitlines() if line.startswith('| OmniSR x4 | 32.49 '))
+    assert '| 28.78 | 27.71 | 26.64 |' in omnisr and 'result.tex' in omnisr
+
+    stale['networks'][0]['kwargs'] = {'changed': True}
+    (tmp_path / 'comparison_data.json').write_text(json.dumps(stale))
+    with pytest.raises(SystemExit, match='without --text-only'):
+        generator.main(['--text-only', '--output-dir', str(tmp_path)])
+
+
+def test_shipped_page_quotes_what_the_row_list_says(comparison_tools):
+    """docs/comparison.md was generated from the present row list: every quoted figure is on its row."""
+    networks, _, _ = comparison_tools
+    page = (Path(__file__).resolve().parents[1] / 'docs' / 'comparison.md').read_text()
+    for entry in networks.ENTRIES:
+        if entry.quote:
+            figures = [getattr(entry.quote, name) for name in ('set5', 'set14', 'b100', 'urban100')]
+            cells = ' | '.join('' if value is None else f'{value:.2f}' for value in figures)
+            assert f'| {entry.label} | {cells} | {entry.quote.source}' in page, entry.label

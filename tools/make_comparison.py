@@ -3,6 +3,7 @@
 
     python tools/make_comparison.py                 # this machine's CPU: counts, cross-check, CPU runtime
     python tools/make_comparison.py --device cuda   # on a GPU machine: adds the GPU runtime section
+    python tools/make_comparison.py --text-only     # the rows' published figures and notes only
 
 The CPU run builds each network of ``comparison_networks.ENTRIES`` from its own framework in the
 configuration of the published table it stands for (rows whose extra is missing are listed as
@@ -59,7 +60,34 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                     '(default 100)')
     parser.add_argument('--require-idle', action='store_true',
                         help='CPU: wait (at most 10 minutes) until the load average is below the core count')
+    parser.add_argument('--text-only', action='store_true',
+                        help='rewrite the page and plots from the stored counts and timings, with each row\'s '
+                             'published figures, sources and notes taken again from comparison_networks.py '
+                             '(nothing is built, counted or timed)')
     return parser.parse_args(argv)
+
+
+def _text_fields(entry: Entry, params: int) -> dict:
+    """The fields of a row that come from ``comparison_networks.ENTRIES`` as written, not from counting."""
+    return {'variant': entry.variant,
+            'params_figure': {'printed': entry.params.printed, 'source': entry.params.source,
+                              'differs': entry.params.differs, 'matches': params_match(entry.params.printed, params)},
+            'quote': entry.quote and vars(entry.quote), 'psnr_of': entry.psnr_of,
+            'measured': [vars(item) for item in entry.measured], 'unverified': entry.unverified, 'note': entry.note}
+
+
+def refresh_text(data: dict) -> dict:
+    """``data`` with every stored row's text fields taken again from ``ENTRIES`` (matched by label); a row
+    whose network has changed since it was counted (another spec or arguments) needs a full run."""
+    entries = {entry.label: entry for entry in ENTRIES}
+    rows = []
+    for row in data['networks']:
+        entry = entries.get(row['label'])
+        if entry is None or (entry.spec, json.loads(json.dumps(entry.kwargs))) != (row['spec'], row['kwargs']):
+            raise SystemExit(f'{row["label"]}: its network changed since docs/comparison_data.json was written; '
+                             f'run {COMMAND} without --text-only')
+        rows.append({**row, **_text_fields(entry, row['params'])})
+    return {**data, 'networks': rows}
 
 
 def build(entry: Entry) -> tuple[ResolvedNetwork, nn.Module]:
@@ -86,17 +114,14 @@ def count(entry: Entry, network: ResolvedNetwork, deployed: nn.Module) -> dict:
     check = cross_check(deployed, input_size(network.scale, lr=(CROSS_CHECK_LR, CROSS_CHECK_LR)))
     deployed_params = ntire.total.params
     return {
-        'label': entry.label, 'variant': entry.variant, 'spec': entry.spec, 'kwargs': entry.kwargs,
+        'label': entry.label, 'spec': entry.spec, 'kwargs': entry.kwargs,
         'framework': entry.framework, 'name': network.name, 'scale': network.scale, 'luma': entry.luma,
         'deployed': entry.deployed, 'params_trained': sum(p.numel() for p in network.module.parameters()),
-        'params': deployed_params, 'params_figure': {
-            'printed': entry.params.printed, 'source': entry.params.source, 'differs': entry.params.differs,
-            'matches': params_match(entry.params.printed, deployed_params)},
+        'params': deployed_params,
         'macs_ntire': ntire.total.macs, 'macs_720p': hd.total.macs,
         'size_720p': f'{hd.size.lr[0]}x{hd.size.lr[1]} -> {hd.size.hr[0]}x{hd.size.hr[1]}',
         'activations_ntire': ntire.total.activations, 'conv_calls': ntire.total.conv_calls,
-        'quote': entry.quote and vars(entry.quote), 'psnr_of': entry.psnr_of,
-        'measured': [vars(item) for item in entry.measured], 'unverified': entry.unverified, 'note': entry.note,
+        **_text_fields(entry, deployed_params),
         'cross_check': {'params': check.params, 'mmengine_params': check.mmengine_params, 'macs': check.total_macs,
                         'mmengine_macs': sum(check.mmengine_macs.values()), 'mmengine_total': check.mmengine_total,
                         'only_mmengine': check.only_mmengine, 'differences': check.differences,
@@ -176,9 +201,16 @@ def main(argv=None) -> int:
     if os.path.exists(data_path):
         with open(data_path, encoding='utf-8') as handle:
             previous = json.load(handle)
-    if device.type != 'cpu' and not previous:
-        raise SystemExit(f'{data_path} is missing: run {COMMAND} (on a CPU) first; --device cuda adds the GPU '
-                         'runtime to its counts')
+    if (device.type != 'cpu' or args.text_only) and not previous:
+        raise SystemExit(f'{data_path} is missing: run {COMMAND} (on a CPU) first; --device cuda and --text-only '
+                         'start from its counts')
+    if args.text_only:
+        data = refresh_text(previous)
+        write_text_atomic(data_path, json.dumps(data, indent=2) + '\n')
+        write_plots(data, args.output_dir)
+        write_text_atomic(os.path.join(args.output_dir, 'comparison.md'), render_page(data))
+        print(f'rewrote {args.output_dir}/comparison.md and its plots from the stored counts', file=sys.stderr)
+        return 0
 
     kept = [entry for entry in ENTRIES if entry.needs is None or importlib.util.find_spec(entry.needs)]
     missing = [{'label': entry.label, 'reason': f'{entry.needs} is not installed'}
