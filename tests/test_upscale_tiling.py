@@ -3,6 +3,7 @@ output is the untiled output (seamless: every kept pixel sees the input it sees 
 from __future__ import annotations
 
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from lesrcnn_plugin.archs import LESRCNN, DualKernelLESRCNN
 from lesrcnn_plugin.cli import upscale as upscale_cli
 from lesrcnn_plugin.inference import (AUTO_TILE_LIMIT, auto_tile_size, prepare_network, receptive_field_margin,
-                                      upscale_tensor)
+                                      tiled_forward, upscale_tensor)
 
 
 def test_small_images_run_whole():
@@ -102,3 +103,68 @@ def test_tile_option_values(tmp_path, capsys):
     # Tiles bound the memory: auto gets the tiled limit, 'none' keeps the untiled ones.
     assert upscale_cli.default_max_pixels(model, 'auto', cpu, torch.float32) == upscale_cli.MAX_PIXELS_TILED
     assert upscale_cli.default_max_pixels(model, None, cpu, torch.float32) == upscale_cli.MAX_PIXELS_UNTILED_FUSED
+
+
+@pytest.fixture
+def two_torch_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('fast', [False, True], ids=['eager', 'fast'])
+def test_concurrent_tiles_give_the_sequential_output_bit_for_bit(fast, two_torch_threads):
+    torch.manual_seed(0)
+    network = prepare_network(LESRCNN(2, num_feat=8).eval(), fast=fast)
+    x = torch.rand(1, 3, 90, 110)
+    margin = receptive_field_margin(network, 2)
+
+    def run(tile):
+        return network(tile, scale=2)
+
+    with torch.inference_mode():
+        sequential = tiled_forward(run, x, 2, 32, margin)
+        concurrent = tiled_forward(run, x, 2, 32, margin, workers=3)
+    assert torch.equal(concurrent, sequential)
+    assert torch.get_num_threads() == 2  # the workers ran with one thread each; the caller's count is back
+
+
+def test_upscale_tensor_runs_cpu_tiles_on_one_worker_per_thread_without_autograd(two_torch_threads):
+    torch.manual_seed(0)
+    model = LESRCNN(2, num_feat=8)  # parameters require grad: the workers must not record a graph
+    threads_seen = set()
+    model.register_forward_hook(lambda module, inputs, output: threads_seen.add(threading.current_thread().name))
+    y = upscale_tensor(model, torch.rand(1, 3, 300, 300), tile='auto')
+    assert len(threads_seen) == 2 and all(name.startswith('lesrcnn-tile') for name in threads_seen)
+    assert not y.requires_grad
+    assert torch.get_num_threads() == 2
+
+
+def test_a_failing_tile_stops_the_run_and_restores_the_thread_count(two_torch_threads):
+    calls = []
+
+    def run(tile):
+        calls.append(tile.shape)
+        if len(calls) == 2:
+            raise RuntimeError('tile failed')
+        return tile.repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+    with pytest.raises(RuntimeError, match='tile failed'):
+        tiled_forward(run, torch.rand(1, 3, 400, 400), 2, 10, 0, workers=2)
+    assert len(calls) < 1600  # the tiles not yet started were cancelled
+    assert torch.get_num_threads() == 2
+
+
+def test_tiled_forward_rejects_bad_arguments():
+    for tile, overlap, workers in ((0, 1, 1), (8, -1, 1), (8, 1, 0)):
+        with pytest.raises(ValueError, match='workers >= 1'):
+            tiled_forward(lambda t: t, torch.rand(1, 3, 8, 8), 1, tile, overlap, workers)
+
+
+def test_tiles_larger_than_auto_run_one_at_a_time_in_the_callers_thread(two_torch_threads):
+    model = LESRCNN(2, num_feat=8).eval()
+    threads_seen = set()
+    model.register_forward_hook(lambda module, inputs, output: threads_seen.add(threading.current_thread().name))
+    upscale_tensor(model, torch.rand(1, 3, 300, 300), tile=AUTO_TILE_LIMIT['cpu'])  # its context makes it larger
+    assert threads_seen == {threading.current_thread().name}
