@@ -3,6 +3,9 @@
 # needs) and `setup` (core plus the MMagic stack, with mmcv built once from its sdist when no wheel is
 # cached, and the test tools). See tools/setup_env.sh.
 PYTHON_VENV := .venv/bin/python
+# pytest-xdist workers for make test and make test-quick: one per CPU core (`make test PYTEST_WORKERS=0` runs
+# in one process). Tests that read a session-wide training run share a worker (tests/conftest.py).
+PYTEST_WORKERS ?= auto
 
 .PHONY: setup setup-core check-mmcv-build test test-quick demo clean
 
@@ -17,12 +20,12 @@ check-mmcv-build: setup-core
 	bash tools/setup_env.sh check-mmcv-build
 
 test: setup
-	$(PYTHON_VENV) -m pytest
+	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # The suite without the tests marked slow (training loops, framework CLIs in fresh interpreters,
 # full-size Set5, wheel builds, torch.compile), for whoever changes the code (README, "The two commands").
 test-quick: setup
-	$(PYTHON_VENV) -m pytest -m "not slow"
+	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
 
 demo: setup-core
 	$(PYTHON_VENV) -m lesrcnn_plugin.cli.demo $(DEMO_ARGS)

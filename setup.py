@@ -58,7 +58,7 @@ EXTRAS = {
     'spandrel': ['spandrel>=0.4,<0.5'],     # lesrcnn_plugin.spandrel (ComfyUI, chaiNNer)
 }
 EXTRAS['all'] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
-EXTRAS['dev'] = ['pytest>=7', 'import-linter>=2.1']  # import-linter: the layers of pyproject.toml (tests/test_layers.py)
+EXTRAS['dev'] = ['pytest>=7', 'pytest-xdist>=3.5', 'import-linter>=2.1']  # import-linter: the layers of pyproject.toml (tests/test_layers.py)
 
 
 class BuildPyWithRecipes(build_py):

@@ -40,3 +40,27 @@ def mmagic_x2_training(tmp_path_factory) -> _training_runs.MMagicTraining:
     """The test run's one MMagic training (LESRCNN x2 by recipe name, TensorBoard on)."""
     pytest.importorskip('mmagic')
     return _training_runs.mmagic_x2_training(tmp_path_factory.mktemp('mmagic_x2_training'))
+
+
+#: Session fixtures that each train a network: under pytest-xdist (``make test``'s ``-n``), the tests
+#: that read one run in one worker (``--dist loadgroup``), so that each framework still trains once.
+ONCE_PER_RUN = ('basicsr_x2_training', 'mmagic_x2_training')
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, share the cores among the workers: each worker's torch (and the programs its
+    tests start, through OMP_NUM_THREADS) gets cores / workers threads. Two processes that each spin
+    OpenMP threads on every core slow each other down several times over."""
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    if workers:
+        import torch
+        threads = str(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+        os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = threads
+        torch.set_num_threads(int(threads))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture in ONCE_PER_RUN:
+            if fixture in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(fixture))

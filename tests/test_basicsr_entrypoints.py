@@ -65,6 +65,7 @@ def registry_check(env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow  # two fresh interpreters importing basicsr
 def test_importing_basicsr_registers_the_family_unless_switched_off():
     result = registry_check()
     assert result.returncode == 0, result.stderr[-3000:]

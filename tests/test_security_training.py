@@ -92,6 +92,7 @@ def test_full_disk_while_saving_stops_in_one_line_and_keeps_the_saved_files(work
     assert state['iter'] == 2
 
 
+@pytest.mark.slow  # a training run in a subprocess
 def test_full_disk_while_mmagic_saves_a_checkpoint_keeps_the_last_one(tmp_path):
     """mmengine's CheckpointHook writes through the local file backend, which the integration makes atomic."""
     pytest.importorskip('mmagic')
@@ -159,6 +160,7 @@ def corrupt_png(db: Path, key: str) -> None:
     (db / 'data.mdb').write_bytes(bytes(data))
 
 
+@pytest.mark.slow  # a training run in a subprocess
 def test_truncated_database_is_named_before_training(workspace):
     truncate(workspace / HR_DB)
     line = error_line(train(workspace, 'name=t', 'train:total_iter=1'))
@@ -175,7 +177,7 @@ def test_damaged_record_is_named_with_its_key_before_training(workspace):
     assert not (workspace / 'experiments').exists()
 
 
-@pytest.mark.parametrize('workers', [0, 1])
+@pytest.mark.parametrize('workers', [0, pytest.param(1, marks=pytest.mark.slow)])  # 1: in a loader worker
 def test_corrupt_png_mid_training_stops_naming_database_and_key(workspace, workers):
     corrupt_png(workspace / HR_DB, '0002_s001')
     # Three iterations of two samples: every one of the six images is read.
@@ -256,6 +258,7 @@ def test_options_of_wrong_type_or_range_are_named_before_any_folder(tmp_path, mo
     assert not reached and sorted(p.name for p in tmp_path.iterdir()) == ['opt.yml']
 
 
+@pytest.mark.slow  # a training run in a subprocess
 def test_weights_given_as_training_state_are_named(workspace):
     from lesrcnn_plugin.archs import LESRCNN
 

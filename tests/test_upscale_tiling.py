@@ -117,15 +117,15 @@ def two_torch_threads():
 def test_concurrent_tiles_give_the_sequential_output_bit_for_bit(fast, two_torch_threads):
     torch.manual_seed(0)
     network = prepare_network(LESRCNN(2, num_feat=8).eval(), fast=fast)
-    x = torch.rand(1, 3, 90, 110)
+    x = torch.rand(1, 3, 60, 70)
     margin = receptive_field_margin(network, 2)
 
     def run(tile):
         return network(tile, scale=2)
 
     with torch.inference_mode():
-        sequential = tiled_forward(run, x, 2, 32, margin)
-        concurrent = tiled_forward(run, x, 2, 32, margin, workers=3)
+        sequential = tiled_forward(run, x, 2, 24, margin)
+        concurrent = tiled_forward(run, x, 2, 24, margin, workers=3)
     assert torch.equal(concurrent, sequential)
     assert torch.get_num_threads() == 2  # the workers ran with one thread each; the caller's count is back
 
@@ -135,7 +135,7 @@ def test_upscale_tensor_runs_cpu_tiles_on_one_worker_per_thread_without_autograd
     model = LESRCNN(2, num_feat=8)  # parameters require grad: the workers must not record a graph
     threads_seen = set()
     model.register_forward_hook(lambda module, inputs, output: threads_seen.add(threading.current_thread().name))
-    y = upscale_tensor(model, torch.rand(1, 3, 300, 300), tile='auto')
+    y = upscale_tensor(model, torch.rand(1, 3, 270, 270), tile='auto')  # 2 x 2 tiles
     assert len(threads_seen) == 2 and all(name.startswith('lesrcnn-tile') for name in threads_seen)
     assert not y.requires_grad
     assert torch.get_num_threads() == 2
@@ -166,5 +166,6 @@ def test_tiles_larger_than_auto_run_one_at_a_time_in_the_callers_thread(two_torc
     model = LESRCNN(2, num_feat=8).eval()
     threads_seen = set()
     model.register_forward_hook(lambda module, inputs, output: threads_seen.add(threading.current_thread().name))
-    upscale_tensor(model, torch.rand(1, 3, 300, 300), tile=AUTO_TILE_LIMIT['cpu'])  # its context makes it larger
+    core = AUTO_TILE_LIMIT['cpu'] - 2 * receptive_field_margin(model) + 1  # with its context, larger than auto's
+    upscale_tensor(model, torch.rand(1, 3, core + 4, core + 4), tile=core)
     assert threads_seen == {threading.current_thread().name}
