@@ -21,6 +21,8 @@ from test_mmagic_configs import make_datasets
 from test_mmagic_runner import PYTHON, REPO, TINY, patch_option, run, train_losses
 
 CONFIG = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
+# Most tests read the module's one training (``trained``): under pytest-xdist, keep them on one worker.
+pytestmark = pytest.mark.xdist_group('safe_load_trained')
 
 
 class Call:
