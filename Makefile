@@ -19,8 +19,9 @@ setup-core:
 check-mmcv-build: setup-core
 	bash tools/setup_env.sh check-mmcv-build
 
+# --durations=30: every run (and CI) reports its 30 slowest tests, the profile to start from.
 test: setup
-	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=30
 
 # The suite without the tests marked slow (training loops, framework CLIs in fresh interpreters,
 # full-size Set5, wheel builds, torch.compile), for whoever changes the code (README, "The two commands").

@@ -81,6 +81,29 @@ def test_two_process_gloo_training(workspace):
     assert (work / 'iter_2.pth').is_file()
 
 
+def test_test_tool_prints_and_writes_the_metrics_of_every_test_set(workspace):
+    """``lesrcnn-mmagic-test`` on the generated benchmarks (one tiny image each) with a random x2 network:
+    the quick set's run of the test tool (the Set5 figures below are in ``make test``)."""
+    import torch
+
+    from lesrcnn_plugin.archs import LESRCNN
+
+    torch.manual_seed(0)
+    weights = workspace / 'random_x2.pth'
+    torch.save(LESRCNN(2).state_dict(), weights)
+    out = workspace / 'metrics' / 'x2.json'
+    out.parent.mkdir()
+    result = run([PYTHON, '-m', 'lesrcnn_plugin.mmagic.test', str(REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'),
+                  str(weights), '--work-dir', str(workspace / 'test'), '--out', str(out),
+                  '--cfg-options', *[f'test_dataloader.{i}.num_workers=0' for i in range(4)]], workspace)
+    metrics = json.loads(out.read_text())
+    assert {key.split('/')[0] for key in metrics} == {'Set5x2', 'Set14x2', 'BSD100x2', 'Urban100x2'}
+    assert all(math.isfinite(value) for value in metrics.values())
+    printed = dict(line.split(': ') for line in result.stdout.splitlines() if line.split(': ')[0] in metrics)
+    assert {key: float(value) for key, value in printed.items()} == {k: round(v, 4) for k, v in metrics.items()}
+    assert [p.name for p in out.parent.iterdir()] == ['x2.json']  # written through a temporary name, renamed
+
+
 # The authors' network on Set5 (EDSR layout, HR cropped to LR*k), Y channel, SR not rounded to uint8.
 SET5_NOT_QUANTISED = {2: (37.8091, 0.9599), 3: (34.0301, 0.9245), 4: (31.9253, 0.8917)}
 

@@ -83,6 +83,25 @@ def test_basicsr_report_from_raw_options_finds_the_png_twin(div2k_cwd, capsys):
     assert "the recipe's step setting (fp32) was not timed" in out and 'batch 1 instead of the recipe' in out
 
 
+def test_mmagic_config_report_in_process(tmp_path, monkeypatch, capsys):
+    """The MMagic side (``mmagic/throughput.py``) in the quick set: loader and one step timed, no loop;
+    the full report is checked through tools/gpu_training_check.sh in ``make test``."""
+    pytest.importorskip('mmagic')
+    from test_mmagic_configs import make_datasets
+    make_datasets(tmp_path, hr_size=136)
+    convert_all(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(['--config', str(REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'), '--iters', '0', '--batch', '1',
+                 '--device', 'cpu', '--workers', '0', '--loader-batches', '1', '--step-rounds', '1',
+                 '--precisions', 'fp32', '--format', 'json', '--output', 'report.json', '--quiet']) == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['recipe']['framework'] == 'mmagic' and report['recipe']['lq_patch'] == 64
+    assert {row['storage'] for row in report['loader']} == {'png', 'raw'}
+    assert all(row['samples_per_s'] > 0 for row in report['loader'])
+    assert all(row['loss_ok'] and row['ms_per_iter'] > 0 for row in report['step'])
+    assert report['loop'] == [] and capsys.readouterr().out == ''
+
+
 def test_missing_databases_are_one_line_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(['-opt', str(REPO / 'options' / 'train_lesrcnn_x2.yml'), '--device', 'cpu']) == 1
