@@ -4,7 +4,8 @@
 # cached, and the test tools). See tools/setup_env.sh.
 PYTHON_VENV := .venv/bin/python
 # pytest-xdist workers for make test and make test-quick: one per CPU core (`make test PYTEST_WORKERS=0` runs
-# in one process). Tests that read a session-wide training run share a worker (tests/conftest.py).
+# in one process). A training that several tests read still runs once per test run (tests/_training_runs.py,
+# once_per_run).
 PYTEST_WORKERS ?= auto
 
 .PHONY: setup setup-core check-mmcv-build test test-quick demo clean
@@ -21,12 +22,12 @@ check-mmcv-build: setup-core
 
 # --durations=30: every run (and CI) reports its 30 slowest tests, the profile to start from.
 test: setup
-	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=30
+	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --durations=30
 
 # The suite without the tests marked slow (training loops, framework CLIs in fresh interpreters,
 # full-size Set5, wheel builds, torch.compile), for whoever changes the code (README, "The two commands").
 test-quick: setup
-	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
+	$(PYTHON_VENV) -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 demo: setup-core
 	$(PYTHON_VENV) -m lesrcnn_plugin.cli.demo $(DEMO_ARGS)

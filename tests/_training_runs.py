@@ -10,19 +10,27 @@ as short as their checks allow.
 
 Every run is a subprocess in its own working directory: BasicSR's logger and mmengine's Runner are
 process-global.
+
+``make test`` runs the suite on pytest-xdist workers, each a process with its own session, where a
+session fixture would run once per worker that asks for it: ``once_per_run`` builds it once for the
+whole run, in the run's shared temporary folder, and records it for the other workers.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from lesrcnn_plugin.data import write_lmdb
 
@@ -94,6 +102,17 @@ class BasicSRTraining:
     name: str
     states_after_first_run: list[str]  # training_states/ before the resume added its own
     resumed: subprocess.CompletedProcess
+
+    def record(self) -> dict:
+        run = self.resumed
+        return {'root': str(self.root), 'experiment': str(self.experiment), 'name': self.name,
+                'states_after_first_run': self.states_after_first_run,
+                'resumed': [[str(arg) for arg in run.args], run.returncode, run.stdout, run.stderr]}
+
+    @classmethod
+    def from_record(cls, record: dict) -> BasicSRTraining:
+        return cls(Path(record['root']), Path(record['experiment']), record['name'], record['states_after_first_run'],
+                   subprocess.CompletedProcess(*record['resumed']))
 
 
 def basicsr_x2_training(root: Path) -> BasicSRTraining:
@@ -173,6 +192,14 @@ class MMagicTraining:
     log_dir: Path  # <work_dir>/<timestamp>
     output: str  # the run's standard output and error
 
+    def record(self) -> dict:
+        return {'root': str(self.root), 'work_dir': str(self.work_dir), 'log_dir': str(self.log_dir),
+                'output': self.output}
+
+    @classmethod
+    def from_record(cls, record: dict) -> MMagicTraining:
+        return cls(Path(record['root']), Path(record['work_dir']), Path(record['log_dir']), record['output'])
+
 
 MMAGIC_X2_VALIDATIONS = [2, 4]
 
@@ -185,3 +212,30 @@ def mmagic_x2_training(root: Path) -> MMagicTraining:
                   'train_cfg.max_iters=4'], root)
     log_dir, = work.glob('2*/')
     return MMagicTraining(root, work, log_dir, result.stdout + result.stderr)
+
+
+Built = TypeVar('Built')
+
+
+def once_per_run(tmp_path_factory, name: str, build: Callable[[Path], Built], record: Callable[[Built], dict],
+                 from_record: Callable[[dict], Built]) -> Built:
+    """``build(folder)`` once per test run, in one process or on pytest-xdist workers.
+
+    Under xdist the first worker to ask builds in the run's shared temporary folder (the parent of
+    the workers' own) while it holds a lock; the others wait on the lock, then read its JSON
+    ``record``. If the build fails, the next worker to ask builds again (and fails with its own
+    output), rather than reading a half-made folder.
+    """
+    if 'PYTEST_XDIST_WORKER' not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent
+    recorded = shared / f'{name}.json'
+    with FileLock(shared / f'{name}.lock'):
+        if recorded.is_file():
+            return from_record(json.loads(recorded.read_text()))
+        folder = shared / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        built = build(folder)
+        recorded.write_text(json.dumps(record(built)))
+        return built

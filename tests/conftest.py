@@ -32,19 +32,17 @@ def official_weights():
 @pytest.fixture(scope='session')
 def basicsr_x2_training(tmp_path_factory) -> _training_runs.BasicSRTraining:
     """The test run's one BasicSR training (LESRCNN x2, resumed once); see ``_training_runs``."""
-    return _training_runs.basicsr_x2_training(tmp_path_factory.mktemp('basicsr_x2_training'))
+    return _training_runs.once_per_run(tmp_path_factory, 'basicsr_x2_training', _training_runs.basicsr_x2_training,
+                                       _training_runs.BasicSRTraining.record,
+                                       _training_runs.BasicSRTraining.from_record)
 
 
 @pytest.fixture(scope='session')
 def mmagic_x2_training(tmp_path_factory) -> _training_runs.MMagicTraining:
     """The test run's one MMagic training (LESRCNN x2 by recipe name, TensorBoard on)."""
     pytest.importorskip('mmagic')
-    return _training_runs.mmagic_x2_training(tmp_path_factory.mktemp('mmagic_x2_training'))
-
-
-#: Session fixtures that each train a network: under pytest-xdist (``make test``'s ``-n``), the tests
-#: that read one run in one worker (``--dist loadgroup``), so that each framework still trains once.
-ONCE_PER_RUN = ('basicsr_x2_training', 'mmagic_x2_training')
+    return _training_runs.once_per_run(tmp_path_factory, 'mmagic_x2_training', _training_runs.mmagic_x2_training,
+                                       _training_runs.MMagicTraining.record, _training_runs.MMagicTraining.from_record)
 
 
 def pytest_configure(config):
@@ -58,9 +56,3 @@ def pytest_configure(config):
         os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = threads
         torch.set_num_threads(int(threads))
 
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        for fixture in ONCE_PER_RUN:
-            if fixture in item.fixturenames:
-                item.add_marker(pytest.mark.xdist_group(fixture))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copyreg
 import subprocess
+from pathlib import Path
 from collections import Counter, OrderedDict
 
 import numpy as np
@@ -17,12 +18,11 @@ import torch
 
 from lesrcnn_plugin.checkpoint import CheckpointError, read_checkpoint
 from lesrcnn_plugin.safe_load import load_untrusted
+from _training_runs import once_per_run
 from test_mmagic_configs import make_datasets
 from test_mmagic_runner import PYTHON, REPO, TINY, patch_option, run, train_losses
 
 CONFIG = REPO / 'configs' / 'lesrcnn' / 'lesrcnn_x2_div2k.py'
-# Most tests read the module's one training (``trained``): under pytest-xdist, keep them on one worker.
-pytestmark = pytest.mark.xdist_group('safe_load_trained')
 
 
 class Call:
@@ -85,11 +85,14 @@ def old_allow_list() -> list:
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """A workspace with generated datasets and a 2-iteration training in ``work`` (``iter_2.pth``)."""
-    root = tmp_path_factory.mktemp('safe_load')
-    make_datasets(root)
-    run(train_command(root / 'work', max_iters=2), root)
-    return root
+    """A workspace with generated datasets and a 2-iteration training in ``work`` (``iter_2.pth``), once
+    per test run (``once_per_run``: its tests may run on several pytest-xdist workers)."""
+    def build(root: Path) -> Path:
+        make_datasets(root)
+        run(train_command(root / 'work', max_iters=2), root)
+        return root
+
+    return once_per_run(tmp_path_factory, 'safe_load_trained', build, str, Path)
 
 
 def train_command(work_dir, max_iters: int, *extra: str) -> list[str]:
