@@ -179,16 +179,6 @@ def _tiles(height: int, width: int, tile: int, overlap: int):
             yield (top, bottom, left, right), (context_top, context_bottom, context_left, context_right)
 
 
-def _single_threaded(run: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``run`` for a worker thread: one intra-op thread, and no autograd (grad mode is per thread)."""
-    def run_in_worker(tile: torch.Tensor) -> torch.Tensor:
-        torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in this one too
-        with torch.inference_mode():
-            return run(tile)
-
-    return run_in_worker
-
-
 def tiled_forward(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, tile: int,
                   overlap: int, workers: int = 1) -> torch.Tensor:
     """Apply ``run`` (an x``scale`` network) to ``x`` tile by tile and stitch the outputs.
@@ -233,10 +223,17 @@ def tiled_forward(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
         for core, context in boxes:
             stitch(core, context, run(crop(context)))
         return output
+
+    def run_in_worker(tile: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():  # grad mode is per thread: the caller's does not reach the workers
+            return run(tile)
+
     threads = torch.get_num_threads()
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix='lesrcnn-tile') as pool:
-            futures = {pool.submit(_single_threaded(run), crop(context)): (core, context) for core, context in boxes}
+        # OpenMP keeps the thread count per thread: each worker sets its own, once, as it starts.
+        with ThreadPoolExecutor(workers, thread_name_prefix='lesrcnn-tile', initializer=torch.set_num_threads,
+                                initargs=(1,)) as pool:
+            futures = {pool.submit(run_in_worker, crop(context)): (core, context) for core, context in boxes}
             try:
                 for future in as_completed(futures):
                     stitch(*futures.pop(future), future.result())  # pop: a stitched tile's output is freed

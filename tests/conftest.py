@@ -52,8 +52,8 @@ def pytest_configure(config):
     workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
     if workers:
         import torch
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-        threads = str(max(1, cores // int(workers)))
+
+        from lesrcnn_plugin.benchmark.load import cpu_count
+        threads = str(max(1, cpu_count() // int(workers)))
         os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = threads
         torch.set_num_threads(int(threads))
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copyreg
 import subprocess
-from pathlib import Path
 from collections import Counter, OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
